@@ -1,0 +1,358 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/storage"
+)
+
+// Partition is one partition of a topic: its log, the sequence state of the
+// idempotent producers writing to it, and the readers waiting for data.
+type Partition struct {
+	topic *Topic
+	index int32
+	b     *Broker
+	log   *storage.Log
+
+	mu        sync.Mutex // serializes appends with their sequence checks
+	producers map[int64]*producerState
+	stateGen  uint64 // bumped on every producer state change
+	snapGen   uint64 // stateGen at the last snapshot
+
+	hwMu sync.Mutex
+	hwCh chan struct{} // closed when the high watermark moves
+}
+
+// Index is the partition number.
+func (p *Partition) Index() int32 { return p.index }
+
+// Topic is the partition's topic.
+func (p *Partition) Topic() *Topic { return p.topic }
+
+// LeaderEpoch is the partition's current leader epoch. A single node stays
+// leader of everything at epoch 0; replication bumps it with Raft terms.
+func (p *Partition) LeaderEpoch() int32 { return 0 }
+
+// HighWatermark is the end of what consumers may read.
+func (p *Partition) HighWatermark() int64 { return p.log.HighWatermark() }
+
+// LastStableOffset equals the high watermark until transactions exist.
+func (p *Partition) LastStableOffset() int64 { return p.log.HighWatermark() }
+
+// LogStartOffset is the first offset still kept.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset is where the next record goes.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// Size is the partition's size on disk.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+func partitionDir(dataDir, topic string, index int32) string {
+	return filepath.Join(dataDir, topicsSubdir, fmt.Sprintf("%s-%d", topic, index))
+}
+
+func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
+	p := &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState)}
+	log, err := storage.Open(partitionDir(b.cfg.DataDir, t.Name, index), storage.Options{
+		Config:    t.settings.Load().log,
+		Clock:     b.clock,
+		Logger:    b.logger,
+		Syncer:    b.syncer,
+		OnDurable: p.onDurable,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.log = log
+	if err := p.loadProducerState(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// onDurable runs after an fsync. On a single node a durable write is a
+// committed one, so the high watermark follows the durable offset.
+func (p *Partition) onDurable(offset int64) {
+	p.log.SetHighWatermark(offset)
+	p.notify()
+}
+
+// Changed returns a channel that is closed the next time the high watermark
+// moves. Take it before reading, so no change between the read and the wait
+// is missed.
+func (p *Partition) Changed() <-chan struct{} {
+	p.hwMu.Lock()
+	defer p.hwMu.Unlock()
+	if p.hwCh == nil {
+		p.hwCh = make(chan struct{})
+	}
+	return p.hwCh
+}
+
+func (p *Partition) notify() {
+	p.hwMu.Lock()
+	if p.hwCh != nil {
+		close(p.hwCh)
+		p.hwCh = nil
+	}
+	p.hwMu.Unlock()
+}
+
+// ProduceResult is the outcome of appending one batch.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+	// Durable completes when the batch is fsynced; nil when the topic's
+	// flush policy acknowledges from the page cache.
+	Durable *storage.DurableWait
+}
+
+// Produce validates batch and appends it. The batch's bytes are modified in
+// place (offsets, epoch). Retries of an idempotent batch already written are
+// answered with the original offsets and never written again.
+func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
+	set := p.topic.settings.Load()
+	if len(batch) > set.maxMessageBytes {
+		return ProduceResult{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(batch), set.maxMessageBytes)
+	}
+	h, err := record.Validate(batch, p.b.decomp, record.Limits{MaxDecompressedBytes: p.b.cfg.MaxDecompressedBytes})
+	switch {
+	case errors.Is(err, record.ErrUnsupportedMagic):
+		return ProduceResult{}, fmt.Errorf("%w: %v", ErrUnsupportedForFormat, err)
+	case err != nil:
+		return ProduceResult{}, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+	case h.Control():
+		return ProduceResult{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
+	case h.Transactional():
+		return ProduceResult{}, fmt.Errorf("%w: transactional produce is not supported yet", ErrInvalidTxnState)
+	}
+	now := p.b.clock.Now().UnixMilli()
+	if !set.logAppendTime {
+		if err := checkTimestamps(&h, now, set); err != nil {
+			return ProduceResult{}, err
+		}
+	}
+	res := ProduceResult{LogAppendTime: -1}
+	var appendTime int64
+	if set.logAppendTime {
+		appendTime, res.LogAppendTime = now, now
+	}
+
+	p.mu.Lock()
+	var st *producerState
+	if h.Idempotent() {
+		st = p.producers[h.ProducerID]
+		verdict, err := st.check(&h)
+		if err != nil {
+			p.mu.Unlock()
+			return ProduceResult{}, err
+		}
+		if d := verdict.duplicate; d != nil {
+			p.mu.Unlock()
+			res.BaseOffset = d.baseOffset
+			res.LogStartOffset = p.log.LogStartOffset()
+			// The first copy may still be on its way to disk.
+			if set.log.SyncsEveryAppend() {
+				res.Durable = p.log.Durable(d.lastOffset + 1)
+			}
+			return res, nil
+		}
+	}
+	ar, err := p.log.Append(batch, p.LeaderEpoch(), appendTime)
+	if err != nil {
+		p.mu.Unlock()
+		if errors.Is(err, storage.ErrClosed) {
+			return ProduceResult{}, fmt.Errorf("%w: %s was deleted", ErrUnknownTopicOrPartition, p.name())
+		}
+		return ProduceResult{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	if h.Idempotent() {
+		if st == nil {
+			st = &producerState{epoch: h.ProducerEpoch}
+			p.producers[h.ProducerID] = st
+		}
+		h.BaseOffset = ar.BaseOffset
+		st.record(&h, now)
+		p.stateGen++
+	}
+	p.mu.Unlock()
+
+	res.BaseOffset = ar.BaseOffset
+	res.LogStartOffset = p.log.LogStartOffset()
+	if set.log.SyncsEveryAppend() {
+		res.Durable = p.log.Durable(ar.LastOffset + 1)
+	} else {
+		// Acknowledged from the page cache, so readers may see it now.
+		p.log.SetHighWatermark(ar.LastOffset + 1)
+		p.notify()
+	}
+	return res, nil
+}
+
+func checkTimestamps(h *record.Header, now int64, set *settings) error {
+	if set.maxTSBefore < maxLong && h.FirstTimestamp < now-set.maxTSBefore {
+		return fmt.Errorf("%w: timestamp %d is more than %d ms in the past", ErrInvalidTimestamp, h.FirstTimestamp, set.maxTSBefore)
+	}
+	if set.maxTSAfter < maxLong && h.MaxTimestamp > now+set.maxTSAfter {
+		return fmt.Errorf("%w: timestamp %d is more than %d ms in the future", ErrInvalidTimestamp, h.MaxTimestamp, set.maxTSAfter)
+	}
+	return nil
+}
+
+// ReadResult is what a fetch of one partition returns.
+type ReadResult struct {
+	Batches          []byte
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+}
+
+// Read appends batches starting at offset to dst, up to maxBytes (at least
+// one batch when minOne), never beyond the high watermark.
+func (p *Partition) Read(dst []byte, offset int64, maxBytes int, minOne bool) (ReadResult, error) {
+	hw := p.log.HighWatermark()
+	out, err := p.log.Read(dst, offset, storage.ReadOptions{MaxBytes: maxBytes, MinOneBatch: minOne})
+	res := ReadResult{Batches: out, HighWatermark: hw, LastStableOffset: hw, LogStartOffset: p.log.LogStartOffset()}
+	if hw2 := p.log.HighWatermark(); hw2 > hw {
+		// The read may have seen data up to the newer mark; report it so the
+		// client never sees records above the high watermark it is told.
+		res.HighWatermark, res.LastStableOffset = hw2, hw2
+	}
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		return res, fmt.Errorf("%w: %v", ErrOffsetOutOfRange, err)
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	return res, nil
+}
+
+// OffsetForTimestamp finds the first offset whose record timestamp is at
+// least ts. found is false when every record is older.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error) {
+	r, err := p.log.OffsetForTimestamp(ts, p.b.decomp)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	return r.Offset, r.Timestamp, r.Found, nil
+}
+
+// MaxTimestamp returns the offset and time of the newest-stamped record.
+func (p *Partition) MaxTimestamp() (offset, timestamp int64, found bool) {
+	r := p.log.MaxTimestamp()
+	return r.Offset, r.Timestamp, r.Found
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	e, end, ok := p.log.EndOffsetForEpoch(epoch)
+	if !ok {
+		return -1, -1
+	}
+	return e, end
+}
+
+// DeleteRecordsBefore moves the log start offset forward; offset -1 means
+// the high watermark.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	if offset == -1 {
+		offset = p.log.HighWatermark()
+	}
+	start, err := p.log.DeleteRecordsBefore(offset)
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		return 0, fmt.Errorf("%w: %v", ErrOffsetOutOfRange, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	return start, nil
+}
+
+// loadProducerState restores producer sequence state: the last snapshot if
+// it is intact and not ahead of the log, then every batch written after it.
+func (p *Partition) loadProducerState() error {
+	from := p.log.LogStartOffset()
+	path := filepath.Join(p.log.Dir(), snapshotName)
+	if body, err := storage.ReadSealed(path); err == nil {
+		off, producers, err := decodeProducerSnapshot(body)
+		if err == nil && off <= p.log.LogEndOffset() {
+			p.producers, from = producers, max(off, from)
+		} else {
+			p.b.logger.Warn("ignoring producer state snapshot; rebuilding from the log", "partition", p.name(), "err", err)
+		}
+	} else if !os.IsNotExist(err) {
+		p.b.logger.Warn("producer state snapshot unreadable; rebuilding from the log", "partition", p.name(), "err", err)
+	}
+	now := p.b.clock.Now().UnixMilli()
+	return p.log.ScanBatches(from, func(h *record.Header) error {
+		if h.BaseOffset < from || !h.Idempotent() || h.Control() {
+			return nil
+		}
+		st := p.producers[h.ProducerID]
+		if st == nil {
+			st = &producerState{epoch: h.ProducerEpoch}
+			p.producers[h.ProducerID] = st
+		}
+		st.record(h, max(h.MaxTimestamp, now))
+		return nil
+	})
+}
+
+// snapshotProducers writes the producer state if it changed and everything
+// it describes is durable (a snapshot must never mention batches a crash
+// could still lose).
+func (p *Partition) snapshotProducers(force bool) error {
+	p.mu.Lock()
+	if p.stateGen == p.snapGen && !force {
+		p.mu.Unlock()
+		return nil
+	}
+	leo := p.log.LogEndOffset()
+	if p.log.DurableOffset() < leo {
+		p.mu.Unlock()
+		return nil
+	}
+	gen := p.stateGen
+	body := encodeProducerSnapshot(leo, p.producers)
+	p.mu.Unlock()
+	if err := storage.WriteFileAtomic(p.log.Dir(), snapshotName, storage.Seal(body)); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.snapGen = gen
+	p.mu.Unlock()
+	return nil
+}
+
+// expireProducers forgets producers idle for longer than the expiration.
+func (p *Partition) expireProducers(before int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, st := range p.producers {
+		if st.lastTimestamp < before {
+			delete(p.producers, id)
+			p.stateGen++
+		}
+	}
+}
+
+func (p *Partition) name() string { return fmt.Sprintf("%s-%d", p.topic.Name, p.index) }
+
+func (p *Partition) close() error {
+	if err := p.log.Sync(); err != nil {
+		p.log.Close()
+		return err
+	}
+	if err := p.snapshotProducers(true); err != nil {
+		p.b.logger.Warn("write producer state snapshot", "partition", p.name(), "err", err)
+	}
+	return p.log.Close()
+}

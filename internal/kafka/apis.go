@@ -1,0 +1,135 @@
+package kafka
+
+import (
+	"errors"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/internal/broker"
+)
+
+// handler runs one request. It returns nil when no response is sent.
+type handler func(c *conn, h *requestHeader, req kmsg.Request) *pending
+
+type api struct {
+	name     string
+	key      int16
+	min, max int16
+	handle   handler
+}
+
+// apiTable is what the server implements; ApiVersions advertises exactly it.
+type apiTable struct {
+	byKey map[int16]*api
+	list  []*api
+}
+
+func newAPITable() *apiTable {
+	t := &apiTable{byKey: map[int16]*api{}}
+	add := func(key, min, max int16, h handler) {
+		a := &api{name: kmsg.NameForKey(key), key: key, min: min, max: max, handle: h}
+		t.byKey[key] = a
+		t.list = append(t.list, a)
+	}
+	// Versions: from the oldest that clients still in use send (kafka-go's
+	// ApiVersions v0 and Metadata v1, sarama's Produce v3) to the newest
+	// whose semantics are implemented here.
+	add(0, 3, 11, handleProduce)
+	add(1, 4, 16, handleFetch)
+	add(2, 1, 8, handleListOffsets)
+	add(3, 0, 12, handleMetadata)
+	add(18, 0, 4, handleAPIVersions)
+	add(19, 0, 7, handleCreateTopics)
+	add(20, 0, 6, handleDeleteTopics)
+	add(21, 0, 2, handleDeleteRecords)
+	add(22, 0, 4, handleInitProducerID)
+	add(23, 0, 4, handleOffsetForLeaderEpoch)
+	add(32, 0, 4, handleDescribeConfigs)
+	add(33, 0, 2, handleAlterConfigs)
+	add(35, 1, 4, handleDescribeLogDirs)
+	add(37, 0, 3, handleCreatePartitions)
+	add(44, 0, 1, handleIncrementalAlterConfigs)
+	add(60, 0, 2, handleDescribeCluster)
+	sort.Slice(t.list, func(i, j int) bool { return t.list[i].key < t.list[j].key })
+	return t
+}
+
+func (t *apiTable) lookup(key, version int16) (*api, bool) {
+	a, ok := t.byKey[key]
+	if !ok || version < a.min || version > a.max {
+		return a, false
+	}
+	if r := kmsg.RequestForKey(key); r == nil || version > r.MaxVersion() {
+		return a, false
+	}
+	return a, true
+}
+
+func (s *Server) apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(version)
+	for _, a := range s.apis.list {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+		resp.ApiKeys = append(resp.ApiKeys, k)
+	}
+	return resp
+}
+
+func (s *Server) unsupportedAPIVersions() kmsg.Response {
+	resp := s.apiVersionsResponse(0)
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	return resp
+}
+
+func handleAPIVersions(c *conn, h *requestHeader, req kmsg.Request) *pending {
+	return respond(c.s.apiVersionsResponse(h.version))
+}
+
+// errorCode maps a broker error onto the Kafka error code clients expect.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, m := range errorCodes {
+		if errors.Is(err, m.err) {
+			return m.code.Code
+		}
+	}
+	return kerr.UnknownServerError.Code
+}
+
+var errorCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{broker.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{broker.ErrTopicExists, kerr.TopicAlreadyExists},
+	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
+	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{broker.ErrInvalidReplication, kerr.InvalidReplicationFactor},
+	{broker.ErrInvalidConfig, kerr.InvalidConfig},
+	{broker.ErrInvalidRequest, kerr.InvalidRequest},
+	{broker.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{broker.ErrCorruptMessage, kerr.CorruptMessage},
+	{broker.ErrInvalidRecord, kerr.InvalidRecord},
+	{broker.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{broker.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{broker.ErrUnsupportedForFormat, kerr.UnsupportedForMessageFormat},
+	{broker.ErrStorage, kerr.KafkaStorageError},
+	{broker.ErrBrokerShuttingDown, kerr.BrokerNotAvailable},
+}
+
+// errorMessage is the human part of err for responses that carry one.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

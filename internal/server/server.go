@@ -1,0 +1,174 @@
+// Package server wires a Weir node together from its configuration: it
+// opens the broker (recovering the data directory), binds the Kafka and HTTP
+// listeners and owns the start and stop order. Tests and Go programs embed a
+// broker with New and Run.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-dev/weir/internal/api"
+	"github.com/weir-dev/weir/internal/broker"
+	"github.com/weir-dev/weir/internal/clock"
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/kafka"
+)
+
+// Server is one running Weir node.
+type Server struct {
+	cfg    config.Config
+	logger *slog.Logger
+	broker *broker.Broker
+	kafka  *kafka.Server
+	kafkaL net.Listener
+	httpL  net.Listener
+	http   *http.Server
+	ready  atomic.Bool
+}
+
+// Option adjusts how New builds a server.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	clock  clock.Clock
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the clock (default: the wall clock).
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// New validates cfg, recovers the data directory and binds the listeners.
+// Nothing is served until Run.
+func New(cfg config.Config, opts ...Option) (*Server, error) {
+	o := options{logger: slog.New(slog.DiscardHandler), clock: clock.Real{}}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	start := time.Now()
+	b, err := broker.Open(broker.Config{
+		DataDir:                  cfg.DataDir,
+		NodeID:                   cfg.NodeID,
+		AutoCreateTopics:         cfg.AutoCreateTopics,
+		DefaultPartitions:        cfg.DefaultPartitions,
+		DefaultReplicationFactor: 1,
+		TopicDefaults:            cfg.TopicDefaults,
+		MaintenanceInterval:      cfg.MaintenanceInterval,
+		SyncWorkers:              cfg.SyncWorkers,
+	}, o.clock, o.logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: o.logger, broker: b}
+	if s.kafkaL, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
+	}
+	if s.httpL, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.kafkaL.Close()
+		b.Close()
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	host, port, err := advertised(cfg.AdvertisedKafkaAddr, s.kafkaL.Addr())
+	if err != nil {
+		s.kafkaL.Close()
+		s.httpL.Close()
+		b.Close()
+		return nil, err
+	}
+	s.kafka = kafka.New(kafka.Config{MaxRequestBytes: cfg.MaxRequestBytes, AdvertisedHost: host, AdvertisedPort: port}, b, o.clock, o.logger)
+	s.http = &http.Server{Handler: api.NewHandler(s), ReadHeaderTimeout: 10 * time.Second}
+	o.logger.Info("broker opened", "data_dir", cfg.DataDir, "topics", len(b.Topics()), "recovery", time.Since(start).Round(time.Microsecond))
+	return s, nil
+}
+
+// advertised picks the address Metadata gives clients: the configured one,
+// else the listener's, with a wildcard host replaced by loopback.
+func advertised(configured string, l net.Addr) (string, int32, error) {
+	addr := configured
+	if addr == "" {
+		addr = l.String()
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised address %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised port %q: %w", portStr, err)
+	}
+	return host, int32(port), nil
+}
+
+// KafkaAddr is the bound Kafka listener address.
+func (s *Server) KafkaAddr() net.Addr { return s.kafkaL.Addr() }
+
+// HTTPAddr is the bound HTTP listener address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpL.Addr() }
+
+// Broker exposes the broker for in-process use and tests.
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// Ready implements api.Status.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Healthy implements api.Status.
+func (s *Server) Healthy() (bool, string) { return true, "" }
+
+// Run serves until ctx is cancelled, then shuts down in order: stop
+// accepting, answer in-flight requests, close the logs cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.kafka.Serve(s.kafkaL) }()
+	go func() { errc <- s.http.Serve(s.httpL) }()
+	s.ready.Store(true)
+	s.logger.Info("weir is ready", "kafka", s.kafkaL.Addr().String(), "http", s.httpL.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.logger.Error("listener failed; shutting down", "err", runErr)
+	}
+	s.ready.Store(false)
+	s.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.kafka.Shutdown(sctx); err != nil {
+		s.logger.Warn("kafka connections cut at shutdown timeout", "err", err)
+	}
+	if err := s.http.Shutdown(sctx); err != nil {
+		s.logger.Warn("http shutdown", "err", err)
+	}
+	if err := s.broker.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close broker: %w", err))
+	}
+	s.logger.Info("stopped")
+	if errors.Is(runErr, kafka.ErrServerClosed) || errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// Close releases a server that was created but never run.
+func (s *Server) Close() error {
+	s.kafkaL.Close()
+	s.httpL.Close()
+	return s.broker.Close()
+}
