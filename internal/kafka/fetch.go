@@ -37,9 +37,20 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 		return out
 	}
 	switch {
-	case version < 7 || (req.SessionID == 0 && req.SessionEpoch == -1):
+	case version < 7:
 		parts = fromRequest()
-	case req.SessionID == 0 && req.SessionEpoch == 0:
+	case req.SessionEpoch == -1:
+		// A full fetch that ends the client's session (if any) and opens none.
+		if req.SessionID != 0 {
+			s.sessions.remove(req.SessionID)
+		}
+		parts = fromRequest()
+	case req.SessionEpoch == 0:
+		// A full fetch that replaces the client's session (if any) with a
+		// new one.
+		if req.SessionID != 0 {
+			s.sessions.remove(req.SessionID)
+		}
 		parts = fromRequest()
 		if sess = s.sessions.create(); sess != nil {
 			sess.mu.Lock()
@@ -50,9 +61,6 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			parts = sess.parts
 			resp.SessionID = sess.id
 		}
-	case req.SessionEpoch == -1:
-		s.sessions.remove(req.SessionID)
-		parts = fromRequest()
 	case req.SessionID == 0:
 		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 		return resp

@@ -94,7 +94,7 @@ func (c *sessionCache) create() *fetchSession {
 	for id == 0 || c.byID[id] != nil {
 		id = c.ids.Int32()
 	}
-	s := &fetchSession{id: id, epoch: 1, index: map[partKey]*fetchPart{}}
+	s := &fetchSession{id: id, index: map[partKey]*fetchPart{}} // the fetch that creates it moves the epoch to 1
 	s.elem = c.lru.PushFront(s)
 	c.byID[id] = s
 	return s
