@@ -22,6 +22,7 @@ race:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./internal/record -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kafka -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:

@@ -123,6 +123,9 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	if len(batch) > set.maxMessageBytes {
 		return ProduceResult{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(batch), set.maxMessageBytes)
 	}
+	if size := record.PeekSize(batch); size >= record.HeaderSize && size < len(batch) {
+		return ProduceResult{}, fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", ErrInvalidRecord)
+	}
 	h, err := record.Validate(batch, p.b.decomp, record.Limits{MaxDecompressedBytes: p.b.cfg.MaxDecompressedBytes})
 	switch {
 	case errors.Is(err, record.ErrUnsupportedMagic):
