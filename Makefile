@@ -23,6 +23,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./internal/record -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kafka -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/storage -run '^$$' -fuzz FuzzRecover -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 # Cross-compile the binary for every supported platform.
 cross:
@@ -31,3 +32,15 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/weir
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/weir
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/weir
+
+.PHONY: bench bench-compare
+
+# Go micro-benchmarks beside the hot code; compare runs with benchstat.
+bench:
+	$(GO) test -run '^$$' -bench . ./internal/...
+
+# Weir side by side with kfake (fsync per batch) and NATS JetStream on this
+# machine; takes a few minutes. BENCH_DURATION (seconds, default 10) and
+# BENCH_RUNS (default 3) tune it; see scripts/bench-compare.sh.
+bench-compare:
+	scripts/bench-compare.sh
