@@ -1,0 +1,86 @@
+// Package lint holds tests that keep the code base's shape: which packages
+// may import which.
+package lint
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/weir-dev/weir/"
+
+// allowed lists, for each package (or package prefix ending in "/"), the
+// internal packages it may import. Dependencies point one way: protocol →
+// services → storage; leaves import nothing of ours.
+var allowed = map[string][]string{
+	"internal/record":            {},
+	"internal/clock":             {},
+	"internal/config":            {},
+	"internal/api":               {},
+	"internal/lint":              {},
+	"internal/storage":           {"internal/record", "internal/clock"},
+	"internal/broker":            {"internal/storage", "internal/record", "internal/clock"},
+	"internal/kafka":             {"internal/broker", "internal/storage", "internal/record", "internal/clock"},
+	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka"},
+	"internal/server/servertest": {"internal/server", "internal/config"},
+	"internal/cli":               {"internal/cli/"},
+	"internal/cli/serve":         {"internal/config", "internal/server"},
+	// Client commands talk to brokers over the network only.
+	"internal/cli/":        {"internal/cli/", "internal/record"},
+	"internal/cli/clitest": {"internal/cli", "internal/cli/", "internal/server/servertest", "internal/config"},
+	"cmd/weir":             {"internal/cli"},
+}
+
+func rulesFor(pkg string) ([]string, bool) {
+	if r, ok := allowed[pkg]; ok {
+		return r, true
+	}
+	best := ""
+	for k := range allowed {
+		if strings.HasSuffix(k, "/") && strings.HasPrefix(pkg, k) && len(k) > len(best) {
+			best = k
+		}
+	}
+	if best == "" {
+		return nil, false
+	}
+	return allowed[best], true
+}
+
+func permitted(rules []string, dep string) bool {
+	for _, r := range rules {
+		if dep == r || (strings.HasSuffix(r, "/") && strings.HasPrefix(dep, r)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module)
+		if strings.HasPrefix(pkg, "bench/") {
+			continue
+		}
+		rules, ok := rulesFor(pkg)
+		if !ok {
+			t.Errorf("package %s has no layering rule; add it to the table", pkg)
+			continue
+		}
+		for _, dep := range fields[1:] {
+			if !strings.HasPrefix(dep, module) {
+				continue
+			}
+			dep = strings.TrimPrefix(dep, module)
+			if !permitted(rules, dep) {
+				t.Errorf("%s imports %s, which its layer may not", pkg, dep)
+			}
+		}
+	}
+}
