@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: test build vet fuzz cross race
+.PHONY: test build vet fuzz cross race interop
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
@@ -11,6 +11,13 @@ build:
 test:
 	$(GO) mod download
 	$(GO) test -count=1 -timeout 15m ./...
+
+# Clients from other ecosystems: librdkafka (Debian kcat) and kafkajs (npm).
+# Installs them, then runs the interop tests, which fail rather than skip.
+interop:
+	command -v kcat >/dev/null || (apt-get install -y kcat || (apt-get update && apt-get install -y kcat))
+	cd test/interop && npm ci --no-audit --no-fund
+	WEIR_INTEROP=1 $(GO) test -count=1 -run Interop ./internal/server
 
 vet:
 	$(GO) vet ./...
@@ -24,6 +31,7 @@ fuzz:
 	$(GO) test ./internal/record -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kafka -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/storage -run '^$$' -fuzz FuzzRecover -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./internal/config -run '^$$' -fuzz FuzzApplyYAML -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:
