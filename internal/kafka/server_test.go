@@ -23,7 +23,9 @@ type testServer struct {
 	addr string
 }
 
-func startServer(t *testing.T, edit func(*Config)) *testServer {
+func startServer(t *testing.T, edit func(*Config)) *testServer { return startServerTB(t, edit) }
+
+func startServerTB(t testing.TB, edit ...func(*Config)) *testServer {
 	t.Helper()
 	b, err := broker.Open(broker.Config{DataDir: t.TempDir(), AutoCreateTopics: true}, nil, nil)
 	if err != nil {
@@ -34,8 +36,10 @@ func startServer(t *testing.T, edit func(*Config)) *testServer {
 		t.Fatal(err)
 	}
 	cfg := Config{AdvertisedHost: "127.0.0.1", AdvertisedPort: int32(ln.Addr().(*net.TCPAddr).Port)}
-	if edit != nil {
-		edit(&cfg)
+	for _, e := range edit {
+		if e != nil {
+			e(&cfg)
+		}
 	}
 	s := New(cfg, b, nil, nil)
 	done := make(chan error, 1)
