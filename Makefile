@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test ./internal/kafka -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/storage -run '^$$' -fuzz FuzzRecover -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzApplyYAML -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cli/consume -run '^$$' -fuzz FuzzTemplate -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:

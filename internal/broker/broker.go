@@ -217,6 +217,9 @@ func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
 // DataDir is where the broker keeps its files.
 func (b *Broker) DataDir() string { return b.cfg.DataDir }
 
+// DefaultPartitions is the partition count of topics created without one.
+func (b *Broker) DefaultPartitions() int32 { return b.cfg.DefaultPartitions }
+
 // AutoCreateTopics reports whether unknown topics are created on use.
 func (b *Broker) AutoCreateTopics() bool { return b.cfg.AutoCreateTopics }
 

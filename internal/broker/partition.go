@@ -137,6 +137,11 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	case h.Transactional():
 		return ProduceResult{}, fmt.Errorf("%w: transactional produce is not supported yet", ErrInvalidTxnState)
 	}
+	if set.compact {
+		if err := requireKeys(batch, p.b.decomp); err != nil {
+			return ProduceResult{}, err
+		}
+	}
 	now := p.b.clock.Now().UnixMilli()
 	if !set.logAppendTime {
 		if err := checkTimestamps(&h, now, set); err != nil {
@@ -198,6 +203,17 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 		p.notify()
 	}
 	return res, nil
+}
+
+// requireKeys rejects records without a key, which a compacted topic
+// could never clean up, as Kafka does.
+func requireKeys(batch []byte, d *record.Decompressor) error {
+	return record.ForEachRecord(batch, d, func(_ *record.Header, r *record.Record) error {
+		if r.Key == nil {
+			return fmt.Errorf("%w: compacted topic needs a key on every record (record %d has none)", ErrInvalidRecord, r.OffsetDelta)
+		}
+		return nil
+	})
 }
 
 func checkTimestamps(h *record.Header, now int64, set *settings) error {

@@ -1,6 +1,28 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-dev/weir/internal/cli/bench"
+	"github.com/weir-dev/weir/internal/cli/clientcmd"
+	"github.com/weir-dev/weir/internal/cli/cluster"
+	"github.com/weir-dev/weir/internal/cli/consume"
+	"github.com/weir-dev/weir/internal/cli/produce"
+	"github.com/weir-dev/weir/internal/cli/topic"
+)
 
 // addClientCommands adds the commands that talk to a running broker.
-func addClientCommands(root *cobra.Command) {}
+func addClientCommands(root *cobra.Command) {
+	root.AddCommand(bench.New())
+	// Each command gets its own connection settings; they are filled from
+	// its flags and $WEIR_BROKERS when it runs.
+	params := func() *clientcmd.Params { return clientcmd.NewParams(os.LookupEnv) }
+	root.AddCommand(
+		topic.New(params()),
+		produce.New(params()),
+		consume.New(params()),
+		cluster.New(params()),
+	)
+}

@@ -54,7 +54,7 @@ func handleCreateTopics(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			}
 			st.NumPartitions = spec.Partitions
 			if spec.Partitions == -1 {
-				st.NumPartitions = t.NumPartitions()
+				st.NumPartitions = b.DefaultPartitions()
 			}
 			st.ReplicationFactor = 1
 			return nil

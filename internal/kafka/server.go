@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,14 +245,45 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.clientID = h.clientID
-		api, _ := c.s.apis.lookup(h.key, h.version)
-		res := api.handle(c, &h, req)
+		res, ok := c.handle(&h, req)
+		if !ok {
+			return
+		}
 		if res == nil {
 			continue // acks=0 produce: no response at all
 		}
 		res.correlationID = h.correlationID
 		c.queue <- res
 	}
+}
+
+// handle runs a request's handler. A panic is a bug in Weir, not in the
+// client: it is logged with its stack and costs this connection, never the
+// process.
+func (c *conn) handle(h *requestHeader, req kmsg.Request) (res *pending, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.logger.Error("request handler panicked; closing the connection", "key", h.key, "version", h.version,
+				"client", h.clientID, "panic", r, "stack", string(debug.Stack()))
+			c.nc.Close()
+			res, ok = nil, false
+		}
+	}()
+	api, _ := c.s.apis.lookup(h.key, h.version)
+	return api.handle(c, h, req), true
+}
+
+// runLater runs the deferred part of a request, with the same panic
+// containment as handle; nil means the connection was closed.
+func (c *conn) runLater(p *pending, w *connWriter) (resp kmsg.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.logger.Error("deferred request work panicked; closing the connection", "panic", r, "stack", string(debug.Stack()))
+			c.nc.Close()
+			resp = nil
+		}
+	}()
+	return p.later(w)
 }
 
 func (c *conn) writeLoop() {
@@ -267,10 +299,11 @@ func (c *conn) writeLoop() {
 	failed := false
 	for p := range c.queue {
 		resp := p.resp
-		if p.later != nil {
-			resp = p.later(w)
+		if p.later != nil && !failed {
+			resp = c.runLater(p, w)
 		}
-		if failed {
+		if failed || resp == nil {
+			failed = true
 			continue // keep draining so the reader never blocks
 		}
 		w.out = appendResponse(w.out[:0], p.correlationID, resp)

@@ -529,6 +529,39 @@ func TestMetadataAutoCreateAndInvalidNames(t *testing.T) {
 	}
 }
 
+func TestCreateTopicsValidateOnlyDefaults(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.ValidateOnly = true
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "x", -1, -1
+	req.Topics = append(req.Topics, rt)
+	resp := roundTrip[*kmsg.CreateTopicsResponse](rc, req, 7)
+	if tr := resp.Topics[0]; tr.ErrorCode != 0 || tr.NumPartitions != 1 || tr.ReplicationFactor != 1 {
+		t.Fatalf("validate-only with defaults: %+v", tr)
+	}
+	if _, ok := ts.b.Topic("x"); ok {
+		t.Fatal("validate-only created the topic")
+	}
+}
+
+func TestCompactedTopicNeedsKeys(t *testing.T) {
+	ts := startServer(t, nil)
+	if _, err := ts.b.CreateTopic(broker.TopicSpec{Name: "c", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	rc := ts.dial(t)
+	if p := produceOnce(t, rc, "c", batch(t, -1, -1, -1, "no key")); p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("keyless record on compacted topic: %d", p.ErrorCode)
+	}
+	keyed, _ := record.Build(record.BatchOptions{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Compression: record.CompressionLZ4},
+		[]record.Record{{Key: []byte("k"), Value: []byte("v")}})
+	if p := produceOnce(t, rc, "c", keyed); p.ErrorCode != 0 {
+		t.Fatalf("keyed record: %d", p.ErrorCode)
+	}
+}
+
 func FuzzDecodeRequest(f *testing.F) {
 	fm := kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz"))
 	seeds := []kmsg.Request{
