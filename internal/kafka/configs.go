@@ -88,21 +88,15 @@ func handleAlterConfigs(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	for _, rr := range req.Resources {
 		res := kmsg.NewAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		switch rr.ResourceType {
-		case resourceTopic:
+		err := alterResource(rr.ResourceType, func() error {
 			set := map[string]string{}
 			for _, cfg := range rr.Configs {
 				if cfg.Value != nil {
 					set[cfg.Name] = *cfg.Value
 				}
 			}
-			err = c.s.b.AlterTopicConfigs(rr.ResourceName, set, req.ValidateOnly)
-		case resourceBroker:
-			err = errBrokerConfigReadOnly
-		default:
-			err = fmt.Errorf("%w: resource type %d is not supported", broker.ErrInvalidRequest, rr.ResourceType)
-		}
+			return c.s.b.AlterTopicConfigs(rr.ResourceName, set, req.ValidateOnly)
+		})
 		res.ErrorCode, res.ErrorMessage = errorCode(err), errorMessage(err)
 		resp.Resources = append(resp.Resources, res)
 	}
@@ -116,31 +110,36 @@ func handleIncrementalAlterConfigs(c *conn, h *requestHeader, r kmsg.Request) *p
 	for _, rr := range req.Resources {
 		res := kmsg.NewIncrementalAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		switch rr.ResourceType {
-		case resourceTopic:
+		err := alterResource(rr.ResourceType, func() error {
 			var ops []broker.ConfigOp
 			for _, cfg := range rr.Configs {
 				op := broker.ConfigOp{Name: cfg.Name, Op: broker.ConfigOpType(cfg.Op)}
 				if cfg.Value != nil {
 					op.Value = *cfg.Value
 				} else if op.Op != broker.OpDelete {
-					err = fmt.Errorf("%w: %s needs a value", broker.ErrInvalidConfig, cfg.Name)
+					return fmt.Errorf("%w: %s needs a value", broker.ErrInvalidConfig, cfg.Name)
 				}
 				ops = append(ops, op)
 			}
-			if err == nil {
-				err = c.s.b.IncrementalAlterTopicConfigs(rr.ResourceName, ops, req.ValidateOnly)
-			}
-		case resourceBroker:
-			err = errBrokerConfigReadOnly
-		default:
-			err = fmt.Errorf("%w: resource type %d is not supported", broker.ErrInvalidRequest, rr.ResourceType)
-		}
+			return c.s.b.IncrementalAlterTopicConfigs(rr.ResourceName, ops, req.ValidateOnly)
+		})
 		res.ErrorCode, res.ErrorMessage = errorCode(err), errorMessage(err)
 		resp.Resources = append(resp.Resources, res)
 	}
 	return respond(resp)
+}
+
+// alterResource applies a config change to a topic; broker settings are
+// read-only at run time and other resource types are not supported.
+func alterResource(rtype kmsg.ConfigResourceType, alterTopic func() error) error {
+	switch rtype {
+	case resourceTopic:
+		return alterTopic()
+	case resourceBroker:
+		return errBrokerConfigReadOnly
+	default:
+		return fmt.Errorf("%w: resource type %d is not supported", broker.ErrInvalidRequest, rtype)
+	}
 }
 
 func handleDescribeLogDirs(c *conn, h *requestHeader, r kmsg.Request) *pending {

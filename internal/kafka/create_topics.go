@@ -204,10 +204,8 @@ func handleOffsetForLeaderEpoch(c *conn, h *requestHeader, r kmsg.Request) *pend
 			switch {
 			case err != nil:
 				sp.ErrorCode = errorCode(err)
-			case rp.CurrentLeaderEpoch != -1 && rp.CurrentLeaderEpoch < p.LeaderEpoch():
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch > p.LeaderEpoch():
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case leaderEpochError(p, rp.CurrentLeaderEpoch) != 0:
+				sp.ErrorCode = leaderEpochError(p, rp.CurrentLeaderEpoch)
 			default:
 				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
 				if sp.LeaderEpoch == -1 && rp.LeaderEpoch >= p.LeaderEpoch() {

@@ -115,23 +115,17 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			errs[i] = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
-		switch epoch := p.LeaderEpoch(); {
-		case fp.leaderEpoch == -1 || fp.leaderEpoch == epoch:
-		case fp.leaderEpoch < epoch:
-			errs[i] = kerr.FencedLeaderEpoch.Code
-			continue
-		default:
-			errs[i] = kerr.UnknownLeaderEpoch.Code
+		if errs[i] = leaderEpochError(p, fp.leaderEpoch); errs[i] != 0 {
 			continue
 		}
 		resolved[i] = p
 	}
 
 	type result struct {
-		batches             []byte
-		hw, lso, start      int64
-		err                 int16
-		errMessage          *string
+		batches        []byte
+		hw, lso, start int64
+		err            int16
+		errMessage     *string
 	}
 	results := make([]result, len(parts))
 	deadline := s.clock.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)

@@ -66,11 +66,11 @@ func (s *fetchSession) forget(k partKey) {
 // sessionCache holds fetch sessions, evicting the least recently used when
 // full.
 type sessionCache struct {
-	mu    sync.Mutex
-	max   int
-	byID  map[int32]*fetchSession
-	lru   *list.List // front: most recently used
-	ids   *rand.Rand
+	mu   sync.Mutex
+	max  int
+	byID map[int32]*fetchSession
+	lru  *list.List // front: most recently used
+	ids  *rand.Rand
 }
 
 func newSessionCache(max int) *sessionCache {

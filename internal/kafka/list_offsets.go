@@ -30,18 +30,30 @@ func handleListOffsets(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			switch {
 			case err != nil:
 				sp.ErrorCode = errorCode(err)
-			case rp.CurrentLeaderEpoch != -1 && rp.CurrentLeaderEpoch < p.LeaderEpoch():
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch > p.LeaderEpoch():
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
-				sp.ErrorCode = listOffset(p, rp.Timestamp, req.IsolationLevel, &sp)
+				if sp.ErrorCode = leaderEpochError(p, rp.CurrentLeaderEpoch); sp.ErrorCode == 0 {
+					sp.ErrorCode = listOffset(p, rp.Timestamp, req.IsolationLevel, &sp)
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return respond(resp)
+}
+
+// leaderEpochError checks the leader epoch a client believes current (-1:
+// unknown) against the partition's, as Fetch, ListOffsets and
+// OffsetForLeaderEpoch do: older is fenced, newer is not known here yet.
+func leaderEpochError(p *broker.Partition, clientEpoch int32) int16 {
+	switch epoch := p.LeaderEpoch(); {
+	case clientEpoch == -1 || clientEpoch == epoch:
+		return 0
+	case clientEpoch < epoch:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
 }
 
 func listOffset(p *broker.Partition, ts int64, isolation int8, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {

@@ -75,7 +75,7 @@ func TestInteropKcat(t *testing.T) {
 	}
 	md := runTool(t, "", kcat, "-L", "-J", "-b", n.Addr())
 	var meta struct {
-		Brokers []struct{ ID int32 } `json:"brokers"`
+		Brokers []struct{ ID int32 }     `json:"brokers"`
 		Topics  []struct{ Topic string } `json:"topics"`
 	}
 	if err := json.Unmarshal([]byte(md), &meta); err != nil || len(meta.Brokers) != 1 || len(meta.Topics) != 5 {
