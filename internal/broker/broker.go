@@ -45,11 +45,12 @@ type Config struct {
 
 // Broker is a node's partition manager.
 type Broker struct {
-	cfg    Config
-	clock  clock.Clock
-	logger *slog.Logger
-	syncer *storage.Syncer
-	decomp *record.Decompressor
+	cfg     Config
+	clock   clock.Clock
+	logger  *slog.Logger
+	syncer  *storage.Syncer
+	buffers *storage.BufferPool
+	decomp  *record.Decompressor
 
 	adminMu sync.Mutex // serializes metadata changes and their saves
 	meta    *metaState
@@ -144,6 +145,7 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, clock: clk, logger: logger,
 		syncer:  storage.NewSyncer(max(cfg.SyncWorkers, 4)),
+		buffers: storage.NewBufferPool(),
 		decomp:  record.NewDecompressor(),
 		meta:    meta,
 		topics:  make(map[string]*Topic),

@@ -114,9 +114,6 @@ func compressionType(v string) error {
 
 const maxLong = math.MaxInt64
 
-// preallocateChunk is how far ahead zeros are written when preallocate=true.
-const preallocateChunk = 16 << 20
-
 // topicConfigDefs lists every topic config Weir accepts, with Kafka's names.
 // Unknown names are rejected, as Kafka does.
 var topicConfigDefs = []ConfigDef{
@@ -149,7 +146,7 @@ var topicConfigDefs = []ConfigDef{
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", check: longRange(1, math.MaxInt32),
 		Doc: "Replicas that must have a write for acks=all. A single node always has one."},
 	{Name: "preallocate", Type: TypeBoolean, Default: "false", check: boolean,
-		Doc: "Zero-fill segment files ahead of writes so that fsync need not commit a growing file size. Off by default: on the machines measured it cost throughput and tail latency (docs/benchmarks.md)."},
+		Doc: "Accepted for compatibility with Kafka tooling; it has no effect. Weir writes segments with direct I/O in whole blocks and does not preallocate them (docs/ARCHITECTURE.md)."},
 	{Name: "retention.bytes", Type: TypeLong, Default: "-1", check: longRange(-1, maxLong),
 		Doc: "Largest size a partition may grow to before its oldest segments are deleted; -1 for no limit."},
 	{Name: "retention.ms", Type: TypeLong, Default: "604800000", check: longRange(-1, maxLong),
@@ -238,11 +235,6 @@ func (c configLookup) resolve() settings {
 		if ms == 0 {
 			s.log.FlushMessages = 1 // flush.ms=0 means flush every write
 		}
-	}
-	if v, _ := c.get("preallocate"); v != "true" {
-		s.log.PreallocateBytes = 0
-	} else {
-		s.log.PreallocateBytes = preallocateChunk
 	}
 	s.maxMessageBytes = int(c.long("max.message.bytes"))
 	v, _ := c.get("message.timestamp.type")

@@ -64,6 +64,8 @@ func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
 		Clock:     b.clock,
 		Logger:    b.logger,
 		Syncer:    b.syncer,
+		Buffers:   b.buffers,
+		OnWritten: p.onWritten,
 		OnDurable: p.onDurable,
 	})
 	if err != nil {
@@ -80,8 +82,19 @@ func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
 // onDurable runs after an fsync. On a single node a durable write is a
 // committed one, so the high watermark follows the durable offset.
 func (p *Partition) onDurable(offset int64) {
-	p.log.SetHighWatermark(offset)
-	p.notify()
+	if p.topic.settings.Load().log.SyncsEveryAppend() {
+		p.log.SetHighWatermark(offset)
+		p.notify()
+	}
+}
+
+// onWritten runs once appended data is in the segment files. Topics that
+// acknowledge before fsync (flush.messages > 1) let readers see it then.
+func (p *Partition) onWritten(offset int64) {
+	if !p.topic.settings.Load().log.SyncsEveryAppend() {
+		p.log.SetHighWatermark(offset)
+		p.notify()
+	}
 }
 
 // Changed returns a channel that is closed the next time the high watermark
@@ -197,10 +210,6 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	res.LogStartOffset = p.log.LogStartOffset()
 	if set.log.SyncsEveryAppend() {
 		res.Durable = p.log.Durable(ar.LastOffset + 1)
-	} else {
-		// Acknowledged from the page cache, so readers may see it now.
-		p.log.SetHighWatermark(ar.LastOffset + 1)
-		p.notify()
 	}
 	return res, nil
 }

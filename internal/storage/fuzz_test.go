@@ -33,7 +33,6 @@ func FuzzRecover(f *testing.F) {
 			os.WriteFile(filepath.Join(dir, cleanMarkerName), Seal([]byte("0")), 0o644)
 		}
 		cfg := smallConfig()
-		cfg.PreallocateBytes = 0
 		l, err := Open(dir, Options{Config: cfg})
 		if err != nil {
 			return

@@ -37,12 +37,6 @@ type Config struct {
 	// FlushInterval forces an fsync this long after the first unsynced
 	// write when FlushMessages > 1; 0 leaves it to FlushMessages alone.
 	FlushInterval time.Duration
-	// PreallocateBytes is how far ahead of the write position segment files
-	// are filled with zeros, so that appends overwrite allocated blocks and
-	// fdatasync need not commit a new file size. 0 (the default) disables
-	// it: zero-filling costs a second page-cache write of every byte and
-	// competes with appends for the file, which measured worse overall.
-	PreallocateBytes int64
 }
 
 // DefaultConfig is what a log uses when a topic sets nothing.
@@ -77,10 +71,21 @@ type Options struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Syncer *Syncer
+	// Buffers supplies aligned memory for writes and reads; logs of one
+	// broker share it. nil gives the log a pool of its own.
+	Buffers *BufferPool
+	// OnWritten is called, outside the log's locks, once everything
+	// before offset has been written to the segment files (not necessarily
+	// fsynced). Logs that acknowledge from memory make data visible here.
+	OnWritten func(offset int64)
 	// OnDurable is called, outside the log's locks, after an fsync made
 	// everything before offset durable.
 	OnDurable func(offset int64)
 }
+
+// maxTailBytes bounds the unwritten data a log buffers; appends wait for
+// the syncer beyond it.
+const maxTailBytes = 16 << 20
 
 // boundary is a batch boundary: offset next starts at pos in seg.
 type boundary struct {
@@ -90,21 +95,39 @@ type boundary struct {
 }
 
 // Log is one partition's segmented log.
+//
+// Appends copy batches into a block-aligned write-behind buffer (the tail of
+// the active segment); the syncer writes it out with direct I/O and fsyncs.
+// The file always holds correct bytes for [0, tailPos); tail holds
+// [tailPos, active.size), starting with the last partial block already
+// written, which each write-out rewrites whole.
 type Log struct {
-	dir    string
-	clock  clock.Clock
-	logger *slog.Logger
-	syncer *Syncer
-	onDur  func(int64)
-	cfg    atomic.Pointer[Config]
+	dir     string
+	clock   clock.Clock
+	logger  *slog.Logger
+	syncer  *Syncer
+	buffers *BufferPool
+	onWrit  func(int64)
+	onDur   func(int64)
+	cfg     atomic.Pointer[Config]
+
+	syncMu sync.Mutex // one write-out and fsync round at a time
 
 	mu         sync.Mutex
+	flushed    *sync.Cond // signalled after every write-out (mu)
 	active     *segment
 	leo        int64
+	tail       []byte     // aligned; unwritten bytes of the active segment
+	tailPos    int64      // file position of tail[0], block-aligned
+	tailDirty  bool       // tail holds bytes not yet written out
+	spare      []byte     // a free aligned buffer for the next tail
+	outq       []outChunk // tails of rolled segments awaiting write-out
+	toSeal     []*segment // written-out rolled segments to seal after an fsync
 	pending    []boundary // appended but not yet visible, oldest first
-	dirty      []*segment // segments with writes not yet synced
+	dirty      []*segment // segments with writes not yet fsynced
 	dirDirty   bool       // a segment file was created since the last dir sync
-	unflushed  int64      // records written since the last sync
+	unflushed  int64      // records appended since the last fsync
+	needFsync  bool       // the next round must fsync
 	syncQueued bool
 	flushTimer clock.Timer
 	durable    int64
@@ -112,14 +135,37 @@ type Log struct {
 	failed     error
 	closed     bool
 	epochs     []EpochEntry
-	bg         sync.WaitGroup // extensions and segment finalization
+	bg         sync.WaitGroup // syncs run without a syncer
 
 	segMu sync.RWMutex
 	segs  []*segment
 
+	recentMu sync.RWMutex
+	recent   *recentChunk // the last data written out, kept for tailing readers
+
 	visible  atomic.Pointer[boundary] // high watermark
+	written  atomic.Pointer[boundary] // end of what the files hold
 	logEnd   atomic.Pointer[boundary]
 	logStart atomic.Int64
+}
+
+// recentChunk is the data of the last write-out, kept in memory so that
+// consumers at the end of the log read it without going to the disk. Its
+// buffer is immutable while it is the recent chunk.
+type recentChunk struct {
+	seg        *segment
+	pos        int64  // file position of buf[0]
+	buf        []byte // file bytes [pos, pos+len(buf))
+	from       int64  // position of the first whole batch in buf
+	fromOffset int64  // offset of that batch
+}
+
+// outChunk is buffered data of a segment waiting to be written out.
+type outChunk struct {
+	seg  *segment
+	pos  int64 // block-aligned file position of buf[0]
+	buf  []byte
+	seal bool // the segment is no longer active: seal it once durable
 }
 
 // Files in a log directory besides segments and indexes.
@@ -141,7 +187,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	l := &Log{dir: dir, clock: opts.Clock, logger: opts.Logger.With("log", filepath.Base(dir)), syncer: opts.Syncer, onDur: opts.OnDurable}
+	if opts.Buffers == nil {
+		opts.Buffers = NewBufferPool()
+	}
+	l := &Log{dir: dir, clock: opts.Clock, logger: opts.Logger.With("log", filepath.Base(dir)), syncer: opts.Syncer,
+		buffers: opts.Buffers, onWrit: opts.OnWritten, onDur: opts.OnDurable}
+	l.flushed = sync.NewCond(&l.mu)
 	cfg := opts.Config
 	l.cfg.Store(&cfg)
 	if err := l.recover(); err != nil {
@@ -187,7 +238,8 @@ type AppendResult struct {
 // offsets by rewriting the batch header in place (the caller's slice is
 // modified). epoch is recorded as the batch's partition leader epoch. If
 // logAppendTime is non-zero the batch is stamped with it. The batch is in
-// the page cache when Append returns; use Durable to wait for the fsync.
+// memory when Append returns; readers see it once the high watermark passes
+// it, and Durable waits for the fsync.
 func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResult, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
@@ -199,6 +251,16 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	cfg := l.cfg.Load()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return AppendResult{}, ErrClosed
+	}
+	if l.failed != nil {
+		return AppendResult{}, l.failed
+	}
+	for len(l.tail) >= maxTailBytes && l.failed == nil && !l.closed {
+		l.requestSyncLocked()
+		l.flushed.Wait() // the syncer is behind: hold the producer back
+	}
 	if l.closed {
 		return AppendResult{}, ErrClosed
 	}
@@ -221,20 +283,9 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	}
 	pos := seg.size.Load()
 	end := pos + int64(len(batch))
-	for seg.extending && end > seg.extStart {
-		// Zeros are being written where this batch would go; wait so the
-		// two writes cannot interleave.
-		done := seg.extendDone
-		l.mu.Unlock()
-		<-done
-		l.mu.Lock()
-		if l.active != seg || l.closed {
-			return AppendResult{}, ErrClosed
-		}
-	}
-	if _, err := seg.f.WriteAt(batch, pos); err != nil {
-		return AppendResult{}, l.failLocked(fmt.Errorf("write segment %d: %w", seg.base, err))
-	}
+	l.tail = l.growTail(l.tail, len(l.tail)+len(batch))
+	copy(l.tail[len(l.tail)-len(batch):], batch)
+	l.tailDirty = true
 	seg.track(&h, pos, cfg.IndexIntervalBytes)
 	seg.size.Store(end)
 	l.leo = h.NextOffset()
@@ -246,9 +297,22 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	}
 	l.markDirtyLocked(seg)
 	l.unflushed += int64(h.NumRecords)
-	l.maybeExtendLocked(cfg, seg)
 	l.scheduleFlushLocked(cfg)
 	return AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}, nil
+}
+
+// growTail returns buf extended to n bytes, moving it to a larger aligned
+// buffer when needed.
+func (l *Log) growTail(buf []byte, n int) []byte {
+	if n <= cap(buf) {
+		return buf[:n]
+	}
+	nb := l.buffers.Get(max(n, 2*cap(buf)))
+	copy(nb, buf)
+	if buf != nil {
+		l.buffers.Put(buf)
+	}
+	return nb[:n]
 }
 
 func (l *Log) markDirtyLocked(seg *segment) {
@@ -260,20 +324,21 @@ func (l *Log) markDirtyLocked(seg *segment) {
 	l.dirty = append(l.dirty, seg)
 }
 
-// scheduleFlushLocked applies the flush policy after a write.
+// scheduleFlushLocked applies the flush policy after a write: every append
+// is written out promptly (so it becomes readable); fsyncs follow the policy.
 func (l *Log) scheduleFlushLocked(cfg *Config) {
 	if cfg.SyncsEveryAppend() || l.unflushed >= cfg.FlushMessages {
-		l.requestSyncLocked()
-		return
-	}
-	if cfg.FlushInterval > 0 && l.flushTimer == nil {
+		l.needFsync = true
+	} else if cfg.FlushInterval > 0 && l.flushTimer == nil {
 		l.flushTimer = l.clock.AfterFunc(cfg.FlushInterval, func() {
 			l.mu.Lock()
 			l.flushTimer = nil
+			l.needFsync = true
 			l.requestSyncLocked()
 			l.mu.Unlock()
 		})
 	}
+	l.requestSyncLocked()
 }
 
 func (l *Log) requestSyncLocked() {
@@ -296,36 +361,90 @@ func (l *Log) requestSyncLocked() {
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	w := l.durableLocked(l.leo)
+	l.needFsync = true
 	l.requestSyncLocked()
 	l.mu.Unlock()
 	<-w.Done()
 	return w.Err()
 }
 
-// syncNow fsyncs every dirty segment (and the directory when files were
-// created), then marks the log durable up to what was written before the
-// fsync began. Appends that arrive meanwhile wait for the next round: that
-// is the group commit.
+// syncNow writes out buffered data (direct I/O, whole blocks) and, if the
+// flush policy asks for it, fsyncs every dirty segment and the directory,
+// then marks the log durable up to what was buffered when the round began.
+// Appends that arrive meanwhile go to a fresh buffer and wait for the next
+// round: that is the group commit.
 func (l *Log) syncNow() {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	l.syncQueued = false
-	if l.failed != nil || l.closed && len(l.dirty) == 0 {
+	if l.failed != nil || (l.closed && len(l.dirty) == 0 && !l.tailDirty && len(l.outq) == 0) {
 		l.mu.Unlock()
 		return
 	}
+	chunks := l.outq
+	l.outq = nil
+	if l.tailDirty {
+		chunks = append(chunks, l.takeTailLocked())
+	}
 	target := l.leo
-	segs := l.dirty
-	l.dirty = nil
-	dirDirty := l.dirDirty
-	l.dirDirty = false
-	l.unflushed = 0
-	if l.flushTimer != nil {
-		l.flushTimer.Stop()
-		l.flushTimer = nil
+	targetB := l.logEnd.Load()
+	prevB := l.written.Load()
+	doFsync := l.needFsync
+	var segs []*segment
+	var dirDirty bool
+	if doFsync {
+		l.needFsync = false
+		segs, l.dirty = l.dirty, nil
+		dirDirty, l.dirDirty = l.dirDirty, false
+		l.unflushed = 0
+		if l.flushTimer != nil {
+			l.flushTimer.Stop()
+			l.flushTimer = nil
+		}
 	}
 	l.mu.Unlock()
 
-	var err error
+	err := l.writeOut(chunks)
+
+	var keep *outChunk
+	if n := len(chunks); err == nil && n > 0 && !chunks[n-1].seal {
+		keep = &chunks[n-1]
+	}
+	retired := l.keepRecent(keep, prevB)
+
+	l.mu.Lock()
+	for i, c := range chunks {
+		if c.seal {
+			l.toSeal = append(l.toSeal, c.seg)
+		}
+		if keep == nil || i != len(chunks)-1 {
+			l.buffers.Put(c.buf)
+		}
+	}
+	if retired != nil {
+		if l.spare == nil && cap(retired) <= 4<<20 {
+			l.spare = retired[:0]
+		} else {
+			l.buffers.Put(retired)
+		}
+	}
+	if err != nil {
+		l.failLocked(err)
+		l.flushed.Broadcast()
+		l.mu.Unlock()
+		return
+	}
+	l.written.Store(targetB)
+	l.flushed.Broadcast()
+	l.mu.Unlock()
+	if l.onWrit != nil {
+		l.onWrit(target)
+	}
+	if !doFsync {
+		return
+	}
+
 	l.segMu.RLock() // keeps the files open while they sync
 	for _, s := range segs {
 		if s.removed {
@@ -351,6 +470,8 @@ func (l *Log) syncNow() {
 	}
 	done := l.takeWaitersLocked()
 	durable := l.durable
+	seal := l.toSeal
+	l.toSeal = nil
 	l.mu.Unlock()
 	// Readers may see the data before writers hear it is durable, so a
 	// producer that was acknowledged can always read its own write.
@@ -360,6 +481,74 @@ func (l *Log) syncNow() {
 	for _, w := range done {
 		close(w.done)
 	}
+	for _, s := range seal {
+		if err := l.seal(s); err != nil {
+			l.logger.Warn("seal segment; its index will be rebuilt at the next start", "segment", s.base, "err", err)
+		}
+	}
+}
+
+// keepRecent makes the active segment's chunk just written the recent
+// chunk and returns the buffer of the one it replaces, now unreferenced.
+// prev is where written data ended before this round: the first batch
+// boundary in the new chunk.
+func (l *Log) keepRecent(c *outChunk, prev *boundary) []byte {
+	var rc *recentChunk
+	if c != nil {
+		rc = &recentChunk{seg: c.seg, pos: c.pos, buf: c.buf, from: c.pos, fromOffset: c.seg.base}
+		if prev.seg == c.seg {
+			rc.from, rc.fromOffset = prev.pos, prev.next
+		} else if c.pos != 0 {
+			rc = nil // no known batch boundary in it
+		}
+	}
+	l.recentMu.Lock()
+	old := l.recent
+	l.recent = rc
+	l.recentMu.Unlock()
+	if old == nil {
+		return nil
+	}
+	return old.buf
+}
+
+// takeTailLocked hands the active tail to a write-out and starts a new
+// tail holding a copy of the last partial block, which the next write-out
+// rewrites with whatever follows it.
+func (l *Log) takeTailLocked() outChunk {
+	c := outChunk{seg: l.active, pos: l.tailPos, buf: l.tail}
+	n := len(l.tail)
+	keep := n % blockSize
+	next := l.spare
+	l.spare = nil
+	if next == nil {
+		next = l.buffers.Get(blockSize)
+	}
+	next = next[:keep]
+	copy(next, l.tail[n-keep:])
+	l.tail = next
+	l.tailPos += int64(n - keep)
+	l.tailDirty = false
+	return c
+}
+
+// writeOut writes chunks in order, each padded with zeros to whole blocks.
+func (l *Log) writeOut(chunks []outChunk) error {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	for _, c := range chunks {
+		if c.seg.removed {
+			continue
+		}
+		n := len(c.buf)
+		padded := int(alignUp(int64(n)))
+		buf := c.buf[:padded]
+		clear(buf[n:])
+		if err := c.seg.writeAt(buf, c.pos); err != nil {
+			return fmt.Errorf("write segment %d: %w", c.seg.base, err)
+		}
+	}
+	return nil
 }
 
 // failLocked puts the log in the failed state and releases every waiter
@@ -471,24 +660,31 @@ func (l *Log) maybeRollLocked(cfg *Config, h *record.Header) error {
 	return l.rollLocked(cfg)
 }
 
-// rollLocked seals the active segment and starts a new one at the log end.
+// rollLocked starts a new segment at the log end. The old segment's
+// buffered tail is queued for write-out, and the segment is sealed (cut to
+// size, index written) once that is durable.
 func (l *Log) rollLocked(cfg *Config) error {
 	old := l.active
 	seg, err := l.createSegment(l.leo)
 	if err != nil {
 		return err
 	}
+	if l.tailDirty {
+		c := outChunk{seg: old, pos: l.tailPos, buf: l.tail, seal: true}
+		l.outq = append(l.outq, c)
+		l.tail = nil
+	} else {
+		l.toSeal = append(l.toSeal, old)
+		l.tail = l.tail[:0]
+	}
+	l.tailPos, l.tailDirty = 0, false
 	l.segMu.Lock()
 	l.segs = append(l.segs, seg)
 	l.active = seg
 	l.segMu.Unlock()
 	seg.rollAt = l.clock.Now().Add(cfg.SegmentAge)
 	l.dirDirty = true
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
-		l.finalize(old)
-	}()
+	l.needFsync = true // so the old segment gets sealed soon
 	return nil
 }
 
@@ -497,26 +693,17 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create segment %d: %w", base, err)
 	}
-	return newSegment(l.dir, base, f), nil
+	seg, err := newSegment(l.dir, base, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return seg, nil
 }
 
-// finalize turns a segment that is no longer active into a sealed one: its
-// zero tail is cut off and its index written, so a restart trusts it
-// without scanning.
-func (l *Log) finalize(s *segment) {
-	l.mu.Lock()
-	for s.extending {
-		done := s.extendDone
-		l.mu.Unlock()
-		<-done
-		l.mu.Lock()
-	}
-	l.mu.Unlock()
-	if err := l.seal(s); err != nil {
-		l.logger.Warn("seal segment; its index will be rebuilt at the next start", "segment", s.base, "err", err)
-	}
-}
-
+// seal turns a durable segment that is no longer active into a sealed one:
+// the block padding of direct writes is cut off and its index written, so a
+// restart trusts it without scanning.
 func (l *Log) seal(s *segment) error {
 	l.segMu.RLock() // retention must not close the file meanwhile
 	defer l.segMu.RUnlock()
@@ -530,60 +717,6 @@ func (l *Log) seal(s *segment) error {
 		return fmt.Errorf("sync: %w", err)
 	}
 	return WriteFileAtomic(l.dir, indexName(s.base), s.encodeIndex())
-}
-
-// zeros is a read-only source for preallocation writes.
-var zeros = make([]byte, 1<<20)
-
-// maybeExtendLocked zero-fills the active segment ahead of the write
-// position in the background when the pre-written region runs low.
-func (l *Log) maybeExtendLocked(cfg *Config, seg *segment) {
-	chunk := cfg.PreallocateBytes
-	if chunk <= 0 || seg.extending || l.closed {
-		return
-	}
-	size := seg.size.Load()
-	if seg.alloc-size >= chunk || size >= cfg.SegmentBytes {
-		return
-	}
-	// Leave the appender runway below the zeroed region: if the file has
-	// outgrown the pre-written part, start the zeros a little further on.
-	start := seg.alloc
-	if start < size {
-		start = size + chunk/4
-	}
-	end := min(start+chunk, cfg.SegmentBytes)
-	if end <= start {
-		return
-	}
-	seg.extending = true
-	seg.extStart = start
-	seg.extendDone = make(chan struct{})
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
-		err := extend(seg.f, start, end)
-		l.mu.Lock()
-		if err == nil {
-			seg.alloc = end
-		} else {
-			l.logger.Warn("preallocate segment", "segment", seg.base, "err", err)
-		}
-		seg.extending = false
-		close(seg.extendDone)
-		l.mu.Unlock()
-	}()
-}
-
-func extend(f *os.File, start, end int64) error {
-	for pos := start; pos < end; {
-		n := min(int64(len(zeros)), end-pos)
-		if _, err := f.WriteAt(zeros[:n], pos); err != nil {
-			return err
-		}
-		pos += n
-	}
-	return datasync(f)
 }
 
 // Close syncs and closes the log, leaving a clean-shutdown marker so the
@@ -612,6 +745,7 @@ func (l *Log) Close() error {
 	l.waiters = nil
 	active := l.active
 	leo := l.leo
+	l.flushed.Broadcast()
 	l.mu.Unlock()
 	l.bg.Wait()
 	if err == nil && failed == nil && active != nil {
@@ -632,7 +766,7 @@ func (l *Log) closeFiles() error {
 	var err error
 	for _, s := range l.segs {
 		s.removed = true
-		if e := s.f.Close(); e != nil && err == nil {
+		if e := s.close(); e != nil && err == nil {
 			err = e
 		}
 	}

@@ -168,7 +168,6 @@ func smallConfig() Config {
 	c := DefaultConfig()
 	c.SegmentBytes = 16 << 10
 	c.IndexIntervalBytes = 512
-	c.PreallocateBytes = 4 << 10
 	return c
 }
 
@@ -264,7 +263,6 @@ func lastOffsetIn(buf []byte) int64 {
 func TestCrashTruncatedTail(t *testing.T) {
 	cfg := smallConfig()
 	cfg.SegmentBytes = 1 << 20
-	cfg.PreallocateBytes = 0
 	src := newHarness(t, cfg)
 	var ends []int64 // byte end of each batch
 	var counts []int // records before the end of each batch
@@ -353,18 +351,18 @@ func TestCrashCorruptTail(t *testing.T) {
 	}
 }
 
-func TestCrashWithPreallocatedZeros(t *testing.T) {
+// Direct writes pad the file to whole blocks with zeros; a crash leaves
+// that padding behind, and recovery must treat it as the end of the data.
+func TestCrashLeavesBlockPadding(t *testing.T) {
 	cfg := smallConfig()
 	cfg.SegmentBytes = 1 << 20
-	cfg.PreallocateBytes = 64 << 10
 	h := newHarness(t, cfg)
 	for i := range 50 {
 		h.appendSynced(testBatch(t, i, 1, 0, 100))
 	}
-	h.log.bg.Wait()
 	st, _ := os.Stat(filepath.Join(h.dir, segmentName(0)))
-	if st.Size() <= h.log.Size() {
-		t.Fatalf("segment file %d bytes is not preallocated beyond %d", st.Size(), h.log.Size())
+	if st.Size()%blockSize != 0 || st.Size() <= h.log.Size() {
+		t.Fatalf("segment file of %d bytes for %d bytes of data is not block padded", st.Size(), h.log.Size())
 	}
 	h.crash()
 	h.open()
@@ -373,6 +371,14 @@ func TestCrashWithPreallocatedZeros(t *testing.T) {
 	}
 	if base := h.appendSynced(testBatch(t, 50, 1, 0, 100)); base != 50 {
 		t.Fatalf("append after recovery at %d", base)
+	}
+	h.reopen()
+	if got := h.readAll(); !equalInts(got, seq(51)) {
+		t.Fatalf("after clean reopen %d records", len(got))
+	}
+	st, _ = os.Stat(filepath.Join(h.dir, segmentName(0)))
+	if st.Size() != h.log.Size() {
+		t.Fatalf("clean close left %d bytes for %d of data", st.Size(), h.log.Size())
 	}
 }
 

@@ -13,8 +13,8 @@ type ReadOptions struct {
 	// first batch is returned whole even if it is larger (KIP-74).
 	MaxBytes    int
 	MinOneBatch bool
-	// UpToLogEnd reads past the high watermark up to the log end; it is
-	// for replication, never for clients.
+	// UpToLogEnd reads past the high watermark up to the end of what has
+	// been written to the files; it is for replication, never for clients.
 	UpToLogEnd bool
 }
 
@@ -26,13 +26,16 @@ func (l *Log) Read(dst []byte, offset int64, opts ReadOptions) ([]byte, error) {
 	bound := l.visible.Load()
 	end := l.logEnd.Load()
 	if opts.UpToLogEnd {
-		bound = end
+		bound = l.written.Load()
 	}
 	if offset < l.logStart.Load() || offset > end.next {
 		return dst, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart.Load(), end.next)
 	}
 	if offset >= bound.next {
 		return dst, nil
+	}
+	if out, ok := l.readRecent(dst, offset, bound, opts); ok {
+		return out, nil
 	}
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
@@ -46,15 +49,50 @@ func (l *Log) Read(dst []byte, offset int64, opts ReadOptions) ([]byte, error) {
 		if s == bound.seg {
 			limit = bound.pos
 		}
-		pos, err := findPos(s, offset, limit)
-		if err != nil {
-			return dst, err
-		}
-		if pos < limit {
-			return readBatches(dst, s, pos, limit, opts)
+		out, found, err := l.readSegment(dst, s, offset, limit, opts)
+		if err != nil || found {
+			return out, err
 		}
 	}
 	return dst, nil
+}
+
+// readRecent serves a read from the chunk last written out, if it holds
+// offset: the common case of a consumer that keeps up with producers.
+func (l *Log) readRecent(dst []byte, offset int64, bound *boundary, opts ReadOptions) ([]byte, bool) {
+	l.recentMu.RLock()
+	defer l.recentMu.RUnlock()
+	rc := l.recent
+	if rc == nil || offset < rc.fromOffset {
+		return dst, false
+	}
+	limit := rc.pos + int64(len(rc.buf))
+	switch {
+	case bound.seg == rc.seg:
+		limit = min(limit, bound.pos)
+	case bound.seg.base < rc.seg.base:
+		return dst, false // nothing of this segment is visible yet
+	}
+	buf := rc.buf[:limit-rc.pos]
+	p := int(rc.from - rc.pos)
+	for {
+		if p+record.HeaderSize > len(buf) {
+			return dst, false
+		}
+		if record.PeekLastOffset(buf[p:]) >= offset {
+			break
+		}
+		p += record.PeekSize(buf[p:])
+	}
+	first, q := p, p
+	for q+record.HeaderSize <= len(buf) {
+		size := record.PeekSize(buf[q:])
+		if q+size > len(buf) || (q-first+size > opts.MaxBytes && !(q == first && opts.MinOneBatch)) {
+			break
+		}
+		q += size
+	}
+	return append(dst, buf[first:q]...), true
 }
 
 // segmentForLocked returns the index of the segment that would hold offset.
@@ -63,12 +101,107 @@ func (l *Log) segmentForLocked(offset int64) int {
 	return max(i-1, 0)
 }
 
-// headerScratch is how much findPos reads at a time while skipping batches:
-// an index interval's worth of headers in one read.
+// headerScratch is how much is read at a time while skipping batches: more
+// than an index interval's worth of headers.
 const headerScratch = 8 << 10
 
+// readSegment reads, in one I/O when it can, from the indexed position below
+// offset far enough to skip to offset's batch and return up to MaxBytes of
+// whole batches after it. found is false if s holds nothing at or after
+// offset below limit.
+func (l *Log) readSegment(dst []byte, s *segment, offset, limit int64, opts ReadOptions) ([]byte, bool, error) {
+	pos := s.floor(offset)
+	maxBytes := max(opts.MaxBytes, 0)
+	window := min(limit-pos, int64(maxBytes)+headerScratch)
+	if window < record.LengthFieldEnd {
+		return dst, false, nil
+	}
+	buf := l.buffers.Get(int(window))
+	defer l.buffers.Put(buf)
+	if err := s.readAt(buf, pos, l.buffers); err != nil {
+		return dst, false, fmt.Errorf("read segment %d: %w", s.base, err)
+	}
+	// Skip batches that end before offset.
+	p := 0
+	for {
+		if p+record.HeaderSize > len(buf) {
+			if pos+int64(p) >= limit {
+				return dst, false, nil
+			}
+			// The skip ran past the window (batches much larger than
+			// the index interval): find the start exactly and retry there.
+			start, err := findPos(s, offset, limit)
+			if err != nil || start >= limit {
+				return dst, false, err
+			}
+			return l.readFrom(dst, s, start, limit, opts)
+		}
+		size := record.PeekSize(buf[p:])
+		if size < record.HeaderSize {
+			return dst, false, fmt.Errorf("%w: segment %d: batch length %d at %d", record.ErrCorrupt, s.base, size, pos+int64(p))
+		}
+		if record.PeekLastOffset(buf[p:]) >= offset {
+			break
+		}
+		p += size
+	}
+	// Take whole batches up to MaxBytes.
+	first := p
+	q := p
+	for q+record.LengthFieldEnd <= len(buf) {
+		size := record.PeekSize(buf[q:])
+		if size < record.HeaderSize {
+			return dst, false, fmt.Errorf("%w: segment %d: batch length %d at %d", record.ErrCorrupt, s.base, size, pos+int64(q))
+		}
+		if q+size > len(buf) || (q-first+size > maxBytes && !(q == first && opts.MinOneBatch)) {
+			break
+		}
+		q += size
+	}
+	if q == first {
+		// The first batch does not fit the window: read it alone (or learn
+		// that it is over MaxBytes).
+		return l.readFrom(dst, s, pos+int64(first), limit, opts)
+	}
+	return append(dst, buf[first:q]...), true, nil
+}
+
+// readFrom reads whole batches starting exactly at start.
+func (l *Log) readFrom(dst []byte, s *segment, start, limit int64, opts ReadOptions) ([]byte, bool, error) {
+	var hdr [record.LengthFieldEnd]byte
+	if err := s.readAt(hdr[:], start, l.buffers); err != nil {
+		return dst, false, fmt.Errorf("read segment %d: %w", s.base, err)
+	}
+	size := int64(record.PeekSize(hdr[:]))
+	if size < record.HeaderSize || start+size > limit {
+		return dst, false, fmt.Errorf("%w: segment %d: batch at %d overruns the segment", record.ErrCorrupt, s.base, start)
+	}
+	want := min(max(int64(opts.MaxBytes), size), limit-start)
+	if !opts.MinOneBatch && size > int64(opts.MaxBytes) {
+		return dst, true, nil
+	}
+	from := len(dst)
+	dst = grow(dst, int(want))
+	if err := s.readAt(dst[from:], start, l.buffers); err != nil {
+		return dst[:from], false, fmt.Errorf("read segment %d: %w", s.base, err)
+	}
+	// Keep whole batches only.
+	b := dst[from:]
+	p := 0
+	for p+record.LengthFieldEnd <= len(b) {
+		n := record.PeekSize(b[p:])
+		if n < record.HeaderSize || p+n > len(b) {
+			break
+		}
+		p += n
+	}
+	return dst[:from+p], true, nil
+}
+
 // findPos returns the position of the first batch in s below limit whose
-// last offset is at least offset, or limit if there is none.
+// last offset is at least offset, or limit if there is none. It reads
+// headers through the page cache; it serves rare paths (truncation, large
+// batches, timestamp lookups).
 func findPos(s *segment, offset, limit int64) (int64, error) {
 	pos := s.floor(offset)
 	var scratch [headerScratch]byte
@@ -95,48 +228,6 @@ func findPos(s *segment, offset, limit int64) (int64, error) {
 		pos += int64(p)
 	}
 	return limit, nil
-}
-
-// readBatches reads whole batches from pos up to limit and opts.MaxBytes.
-func readBatches(dst []byte, s *segment, pos, limit int64, opts ReadOptions) ([]byte, error) {
-	want := int(min(int64(max(opts.MaxBytes, 0)), limit-pos))
-	if want < record.HeaderSize && opts.MinOneBatch {
-		want = int(min(record.HeaderSize, limit-pos))
-	}
-	if want <= 0 {
-		return dst, nil
-	}
-	start := len(dst)
-	dst = grow(dst, want)
-	if _, err := s.f.ReadAt(dst[start:start+want], pos); err != nil {
-		return dst[:start], fmt.Errorf("read segment %d: %w", s.base, err)
-	}
-	// Keep whole batches only.
-	b := dst[start : start+want]
-	p := 0
-	for p+record.LengthFieldEnd <= len(b) {
-		size := record.PeekSize(b[p:])
-		if size < record.HeaderSize {
-			return dst[:start], fmt.Errorf("%w: segment %d: batch length %d at %d", record.ErrCorrupt, s.base, size, pos+int64(p))
-		}
-		if p+size > len(b) {
-			break
-		}
-		p += size
-	}
-	if p == 0 && opts.MinOneBatch && len(b) >= record.LengthFieldEnd {
-		// The first batch is larger than MaxBytes: return it whole.
-		size := record.PeekSize(b)
-		if int64(size) > limit-pos {
-			return dst[:start], fmt.Errorf("%w: segment %d: batch at %d overruns the segment", record.ErrCorrupt, s.base, pos)
-		}
-		dst = grow(dst[:start], size)
-		if _, err := s.f.ReadAt(dst[start:start+size], pos); err != nil {
-			return dst[:start], fmt.Errorf("read segment %d: %w", s.base, err)
-		}
-		return dst[:start+size], nil
-	}
-	return dst[:start+p], nil
 }
 
 // grow extends dst by n bytes, reallocating if needed.
@@ -249,9 +340,10 @@ func (l *Log) MaxTimestamp() TimestampOffset {
 }
 
 // ScanBatches calls fn with the header of every batch whose offsets reach
-// from or beyond, in order, up to the log end. It reads headers only.
+// from or beyond, in order, up to what has been written to the files. It
+// reads headers only, through the page cache (it serves start-up).
 func (l *Log) ScanBatches(from int64, fn func(h *record.Header) error) error {
-	end := l.logEnd.Load()
+	end := l.written.Load()
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
 	var hdr [record.HeaderSize]byte

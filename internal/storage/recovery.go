@@ -64,14 +64,14 @@ func (l *Log) recover() error {
 		seg, err := l.openSegment(base, last && !clean, cfg)
 		if err != nil {
 			for _, s := range segs {
-				s.f.Close()
+				s.close()
 			}
 			return err
 		}
 		if seg.size.Load() == 0 && !last {
 			// An empty sealed segment (a crash right after a roll) holds
 			// nothing; the next segment continues at the same offset.
-			seg.f.Close()
+			seg.close()
 			l.removeSegmentFiles([]int64{base})
 			continue
 		}
@@ -96,7 +96,6 @@ func (l *Log) recover() error {
 			active.rollAt = t
 		}
 	}
-	active.alloc = active.size.Load()
 	if !clean {
 		// What survived the crash is on disk now; make it durable before
 		// anything may depend on it.
@@ -107,6 +106,9 @@ func (l *Log) recover() error {
 
 	l.segs = segs
 	l.active = active
+	if err := l.resetTail(); err != nil {
+		return err
+	}
 	l.leo = active.nextOffset()
 	for _, s := range segs {
 		s.imu.RLock()
@@ -125,7 +127,25 @@ func (l *Log) recover() error {
 	l.logStart.Store(start)
 	end := &boundary{next: l.leo, seg: active, pos: active.size.Load()}
 	l.visible.Store(end)
+	l.written.Store(end)
 	l.logEnd.Store(end)
+	return nil
+}
+
+// resetTail points the write-behind buffer at the end of the active
+// segment, loading the last partial block so the next write-out can
+// rewrite it whole. The buffer must hold no unwritten data.
+func (l *Log) resetTail() error {
+	size := l.active.size.Load()
+	l.tailPos = alignDown(size)
+	l.tail = l.growTail(l.tail[:0], int(size-l.tailPos))
+	l.tailDirty = false
+	if len(l.tail) == 0 {
+		return nil
+	}
+	if err := l.active.readAt(l.tail, l.tailPos, l.buffers); err != nil {
+		return fmt.Errorf("read last block of segment %d: %w", l.active.base, err)
+	}
 	return nil
 }
 
@@ -143,7 +163,11 @@ func (l *Log) openSegment(base int64, mustScan bool, cfg *Config) (*segment, err
 		f.Close()
 		return nil, fmt.Errorf("stat segment %d: %w", base, err)
 	}
-	seg := newSegment(l.dir, base, f)
+	seg, err := newSegment(l.dir, base, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	fileSize := st.Size()
 	if !mustScan {
 		err := seg.loadIndex(fileSize)

@@ -59,7 +59,7 @@ func (l *Log) deleteOldestLocked(n int) error {
 	l.segs = append(l.segs[:0:0], l.segs[n:]...)
 	for _, s := range gone {
 		s.removed = true
-		s.f.Close()
+		s.close()
 	}
 	if first := l.segs[0].base; first > l.logStart.Load() {
 		l.logStart.Store(first)
@@ -123,7 +123,9 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 // the caller must not append concurrently. The high watermark and durable
 // offset are pulled back with the log end.
 func (l *Log) TruncateTo(next int64) error {
-	l.bg.Wait() // no preallocation or sealing may touch the files meanwhile
+	if err := l.Sync(); err != nil { // nothing may stay buffered or unsealed
+		return err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -143,7 +145,7 @@ func (l *Log) TruncateTo(next int64) error {
 		l.segs = l.segs[:len(l.segs)-1]
 		l.undirtyLocked(s)
 		s.removed = true
-		s.f.Close()
+		s.close()
 		os.Remove(s.path())
 		os.Remove(s.indexPath())
 	}
@@ -162,7 +164,6 @@ func (l *Log) TruncateTo(next int64) error {
 		return l.failLocked(fmt.Errorf("rescan truncated segment %d: %v", s.base, err))
 	}
 	s.size.Store(pos)
-	s.alloc = pos
 	if err := datasync(s.f); err != nil {
 		return l.failLocked(fmt.Errorf("sync truncated segment %d: %w", s.base, err))
 	}
@@ -170,12 +171,16 @@ func (l *Log) TruncateTo(next int64) error {
 		return l.failLocked(err)
 	}
 	l.active = s
+	if err := l.resetTail(); err != nil {
+		return l.failLocked(err)
+	}
 	l.leo = s.nextOffset()
 	if l.durable > l.leo {
 		l.durable = l.leo
 	}
 	b := &boundary{next: l.leo, seg: s, pos: pos}
 	l.logEnd.Store(b)
+	l.written.Store(b)
 	if l.visible.Load().next > l.leo {
 		l.visible.Store(b)
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,17 +49,14 @@ type EpochEntry struct {
 type segment struct {
 	base int64
 	dir  string
-	f    *os.File
+	f    *os.File     // buffered: recovery, scans, truncation
+	df   *os.File     // direct I/O (nil where unsupported): appends and fetch reads
 	size atomic.Int64 // bytes of valid batches
 	// removed is set under Log.segMu (write) when the file is closed for
 	// good; holders of segMu (read) check it before touching the file.
 	removed bool
 
 	// append state (Log.mu)
-	alloc           int64 // file bytes already written (zeros) ahead of size
-	extending       bool
-	extStart        int64 // where the zeros being written begin
-	extendDone      chan struct{}
 	bytesSinceIndex int
 	lastTimeIndexed int64
 	rollAt          time.Time // when the segment becomes old enough to roll
@@ -72,8 +70,56 @@ type segment struct {
 	maxTSOffset int64
 }
 
-func newSegment(dir string, base int64, f *os.File) *segment {
-	return &segment{base: base, dir: dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1}
+func newSegment(dir string, base int64, f *os.File) (*segment, error) {
+	s := &segment{base: base, dir: dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1}
+	df, err := openDirect(s.path())
+	if err != nil {
+		return nil, fmt.Errorf("open segment %d for direct I/O: %w", base, err)
+	}
+	s.df = df
+	return s, nil
+}
+
+func (s *segment) close() error {
+	if s.df != nil {
+		s.df.Close()
+	}
+	return s.f.Close()
+}
+
+// writeAt writes p at pos. With direct I/O p must be block-aligned in
+// address, length and position.
+func (s *segment) writeAt(p []byte, pos int64) error {
+	f := s.f
+	if s.df != nil {
+		f = s.df
+	}
+	_, err := f.WriteAt(p, pos)
+	return err
+}
+
+// readAt fills dst from pos. With direct I/O it reads the enclosing blocks
+// into a pooled aligned buffer and copies, so the page cache is neither
+// filled nor consulted: on the machines measured, faulting in page-cache
+// pages cost three times the CPU of the rest of the consume path.
+func (s *segment) readAt(dst []byte, pos int64, pool *BufferPool) error {
+	if s.df == nil {
+		_, err := s.f.ReadAt(dst, pos)
+		return err
+	}
+	start := alignDown(pos)
+	end := alignUp(pos + int64(len(dst)))
+	buf := pool.Get(int(end - start))
+	defer pool.Put(buf)
+	n, err := s.df.ReadAt(buf, start)
+	if int64(n) < pos-start+int64(len(dst)) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	copy(dst, buf[pos-start:])
+	return nil
 }
 
 func (s *segment) path() string      { return filepath.Join(s.dir, segmentName(s.base)) }
