@@ -202,6 +202,24 @@ type conn struct {
 	nc       net.Conn
 	queue    chan *pending
 	clientID string
+	// produceFrame is reused for Produce requests, the large and frequent
+	// ones: their handler has copied the batches into the log by the time
+	// it returns, and nothing else keeps the frame.
+	produceFrame []byte
+}
+
+// frameFor returns the buffer to read the next request frame of size bytes
+// into: the reusable produce buffer for Produce, fresh memory otherwise
+// (other handlers may keep parts of the frame until they answer).
+func (c *conn) frameFor(br *bufio.Reader, size int) []byte {
+	key, err := br.Peek(2)
+	if err != nil || size < 2 || size > 16<<20 || binary.BigEndian.Uint16(key) != 0 {
+		return make([]byte, size)
+	}
+	if cap(c.produceFrame) < size {
+		c.produceFrame = make([]byte, size)
+	}
+	return c.produceFrame[:size]
 }
 
 func (c *conn) readLoop() {
@@ -223,7 +241,7 @@ func (c *conn) readLoop() {
 			c.nc.Close()
 			return
 		}
-		frame := make([]byte, size)
+		frame := c.frameFor(br, int(size))
 		if _, err := io.ReadFull(br, frame); err != nil {
 			return
 		}

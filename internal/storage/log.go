@@ -142,6 +142,7 @@ type Log struct {
 
 	recentMu sync.RWMutex
 	recent   *recentChunk // the last data written out, kept for tailing readers
+	ra       readahead
 
 	visible  atomic.Pointer[boundary] // high watermark
 	written  atomic.Pointer[boundary] // end of what the files hold
@@ -193,6 +194,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{dir: dir, clock: opts.Clock, logger: opts.Logger.With("log", filepath.Base(dir)), syncer: opts.Syncer,
 		buffers: opts.Buffers, onWrit: opts.OnWritten, onDur: opts.OnDurable}
 	l.flushed = sync.NewCond(&l.mu)
+	l.ra = readahead{pool: l.buffers, limit: l.readableEnd}
 	cfg := opts.Config
 	l.cfg.Store(&cfg)
 	if err := l.recover(); err != nil {
@@ -748,6 +750,7 @@ func (l *Log) Close() error {
 	l.flushed.Broadcast()
 	l.mu.Unlock()
 	l.bg.Wait()
+	l.ra.wait()
 	if err == nil && failed == nil && active != nil {
 		err = l.seal(active)
 		if err == nil {
@@ -771,6 +774,18 @@ func (l *Log) closeFiles() error {
 		}
 	}
 	return err
+}
+
+// readableEnd is how much of seg readers may see now.
+func (l *Log) readableEnd(seg *segment) int64 {
+	b := l.visible.Load()
+	switch {
+	case b.seg == seg:
+		return b.pos
+	case seg.base < b.seg.base:
+		return seg.size.Load()
+	}
+	return 0
 }
 
 // Epochs returns the leader epochs the log holds and the first offset of

@@ -118,8 +118,10 @@ func (l *Log) readSegment(dst []byte, s *segment, offset, limit int64, opts Read
 	}
 	buf := l.buffers.Get(int(window))
 	defer l.buffers.Put(buf)
-	if err := s.readAt(buf, pos, l.buffers); err != nil {
-		return dst, false, fmt.Errorf("read segment %d: %w", s.base, err)
+	if !l.ra.copyTo(buf, s, pos) {
+		if err := s.readAt(buf, pos, l.buffers); err != nil {
+			return dst, false, fmt.Errorf("read segment %d: %w", s.base, err)
+		}
 	}
 	// Skip batches that end before offset.
 	p := 0
@@ -147,7 +149,7 @@ func (l *Log) readSegment(dst []byte, s *segment, offset, limit int64, opts Read
 	}
 	// Take whole batches up to MaxBytes.
 	first := p
-	q := p
+	q, last := p, p
 	for q+record.LengthFieldEnd <= len(buf) {
 		size := record.PeekSize(buf[q:])
 		if size < record.HeaderSize {
@@ -156,7 +158,13 @@ func (l *Log) readSegment(dst []byte, s *segment, offset, limit int64, opts Read
 		if q+size > len(buf) || (q-first+size > maxBytes && !(q == first && opts.MinOneBatch)) {
 			break
 		}
+		last = q
 		q += size
+	}
+	if q > first && pos+int64(q) < limit {
+		// A reader this far behind will want the next window: start it.
+		next := record.PeekLastOffset(buf[last:]) + 1
+		l.ra.start(s, s.floor(next), int(window))
 	}
 	if q == first {
 		// The first batch does not fit the window: read it alone (or learn

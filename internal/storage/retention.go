@@ -126,6 +126,8 @@ func (l *Log) TruncateTo(next int64) error {
 	if err := l.Sync(); err != nil { // nothing may stay buffered or unsealed
 		return err
 	}
+	l.ra.reset()
+	l.keepRecent(nil, nil)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
