@@ -326,6 +326,20 @@ func (b *Broker) RunMaintenance() {
 	}
 }
 
+// Failures lists partitions whose logs stopped after an I/O error; a
+// healthy broker has none.
+func (b *Broker) Failures() []string {
+	var out []string
+	for _, t := range b.Topics() {
+		for _, p := range t.Partitions() {
+			if err := p.log.Failed(); err != nil {
+				out = append(out, fmt.Sprintf("%s: %v", p.name(), err))
+			}
+		}
+	}
+	return out
+}
+
 // Close stops housekeeping and closes every log cleanly (synced, indexes
 // written, clean-shutdown markers left).
 func (b *Broker) Close() error {

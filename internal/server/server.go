@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -128,8 +129,14 @@ func (s *Server) Broker() *broker.Broker { return s.broker }
 // Ready implements api.Status.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
-// Healthy implements api.Status.
-func (s *Server) Healthy() (bool, string) { return true, "" }
+// Healthy implements api.Status: unhealthy once any partition log has
+// stopped after an I/O error.
+func (s *Server) Healthy() (bool, string) {
+	if f := s.broker.Failures(); len(f) > 0 {
+		return false, strings.Join(f, "; ")
+	}
+	return true, ""
+}
 
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, answer in-flight requests, close the logs cleanly.

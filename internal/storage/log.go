@@ -223,6 +223,13 @@ func (l *Log) LogEndOffset() int64 { return l.logEnd.Load().next }
 // HighWatermark is the end of what readers may see.
 func (l *Log) HighWatermark() int64 { return l.visible.Load().next }
 
+// Failed returns the I/O error that stopped the log, or nil.
+func (l *Log) Failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
 // DurableOffset is the end of what has been fsynced.
 func (l *Log) DurableOffset() int64 {
 	l.mu.Lock()
