@@ -24,6 +24,12 @@ type Partition struct {
 	stateGen  uint64 // bumped on every producer state change
 	snapGen   uint64 // stateGen at the last snapshot
 
+	// snapMu is held while a producer-state snapshot is written; deleted
+	// (set under it) stops snapshots of a partition whose topic is gone, so
+	// none can land in a re-created topic's directory.
+	snapMu  sync.Mutex
+	deleted bool
+
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed when the high watermark moves
 }
@@ -80,12 +86,11 @@ func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
 }
 
 // onDurable runs after an fsync. On a single node a durable write is a
-// committed one, so the high watermark follows the durable offset.
+// committed one, so the high watermark follows the durable offset (it never
+// moves back, whatever the flush policy).
 func (p *Partition) onDurable(offset int64) {
-	if p.topic.settings.Load().log.SyncsEveryAppend() {
-		p.log.SetHighWatermark(offset)
-		p.notify()
-	}
+	p.log.SetHighWatermark(offset)
+	p.notify()
 }
 
 // onWritten runs once appended data is in the segment files. Topics that
@@ -167,33 +172,54 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 		appendTime, res.LogAppendTime = now, now
 	}
 
+	ar, dup, err := p.appendChecked(batch, &h, appendTime, now)
+	if err != nil {
+		if errors.Is(err, storage.ErrClosed) {
+			return ProduceResult{}, fmt.Errorf("%w: %s was deleted", ErrUnknownTopicOrPartition, p.name())
+		}
+		return ProduceResult{}, err
+	}
+	res.LogStartOffset = p.log.LogStartOffset()
+	if dup != nil {
+		// A retry of a batch already written: answer with its offsets. The
+		// first copy may still be on its way to disk.
+		res.BaseOffset = dup.baseOffset
+		if set.log.SyncsEveryAppend() {
+			res.Durable = p.log.Durable(dup.lastOffset + 1)
+		}
+		return res, nil
+	}
+	res.BaseOffset = ar.BaseOffset
+	if ar.Synced {
+		res.Durable = p.log.Durable(ar.LastOffset + 1)
+	}
+	return res, nil
+}
+
+// appendChecked applies the idempotent producer's sequence rules and
+// appends, atomically under p.mu. It returns the earlier batch instead when
+// h is a retry of it.
+func (p *Partition) appendChecked(batch []byte, h *record.Header, appendTime, now int64) (storage.AppendResult, *batchMeta, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	var st *producerState
 	if h.Idempotent() {
 		st = p.producers[h.ProducerID]
-		verdict, err := st.check(&h)
+		verdict, err := st.check(h)
 		if err != nil {
-			p.mu.Unlock()
-			return ProduceResult{}, err
+			return storage.AppendResult{}, nil, err
 		}
 		if d := verdict.duplicate; d != nil {
-			p.mu.Unlock()
-			res.BaseOffset = d.baseOffset
-			res.LogStartOffset = p.log.LogStartOffset()
-			// The first copy may still be on its way to disk.
-			if set.log.SyncsEveryAppend() {
-				res.Durable = p.log.Durable(d.lastOffset + 1)
-			}
-			return res, nil
+			dup := *d
+			return storage.AppendResult{}, &dup, nil
 		}
 	}
 	ar, err := p.log.Append(batch, p.LeaderEpoch(), appendTime)
 	if err != nil {
-		p.mu.Unlock()
 		if errors.Is(err, storage.ErrClosed) {
-			return ProduceResult{}, fmt.Errorf("%w: %s was deleted", ErrUnknownTopicOrPartition, p.name())
+			return ar, nil, err
 		}
-		return ProduceResult{}, fmt.Errorf("%w: %v", ErrStorage, err)
+		return ar, nil, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	if h.Idempotent() {
 		if st == nil {
@@ -201,17 +227,10 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 			p.producers[h.ProducerID] = st
 		}
 		h.BaseOffset = ar.BaseOffset
-		st.record(&h, now)
+		st.record(h, now)
 		p.stateGen++
 	}
-	p.mu.Unlock()
-
-	res.BaseOffset = ar.BaseOffset
-	res.LogStartOffset = p.log.LogStartOffset()
-	if set.log.SyncsEveryAppend() {
-		res.Durable = p.log.Durable(ar.LastOffset + 1)
-	}
-	return res, nil
+	return ar, nil, nil
 }
 
 // requireKeys rejects records without a key, which a compacted topic
@@ -338,6 +357,11 @@ func (p *Partition) loadProducerState() error {
 // it describes is durable (a snapshot must never mention batches a crash
 // could still lose).
 func (p *Partition) snapshotProducers(force bool) error {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	if p.deleted {
+		return nil
+	}
 	p.mu.Lock()
 	if p.stateGen == p.snapGen && !force {
 		p.mu.Unlock()
@@ -370,6 +394,14 @@ func (p *Partition) expireProducers(before int64) {
 			p.stateGen++
 		}
 	}
+}
+
+// markDeleted stops producer-state snapshots for good, waiting for one in
+// progress; the topic's directory is about to go.
+func (p *Partition) markDeleted() {
+	p.snapMu.Lock()
+	p.deleted = true
+	p.snapMu.Unlock()
 }
 
 func (p *Partition) name() string { return fmt.Sprintf("%s-%d", p.topic.Name, p.index) }

@@ -176,6 +176,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	parts := t.partitions
 	t.mu.Unlock()
 	for _, p := range parts {
+		p.markDeleted()
 		p.log.Close()
 		p.notify()
 	}

@@ -212,8 +212,11 @@ type conn struct {
 // into: the reusable produce buffer for Produce, fresh memory otherwise
 // (other handlers may keep parts of the frame until they answer).
 func (c *conn) frameFor(br *bufio.Reader, size int) []byte {
+	if size < 2 || size > 16<<20 {
+		return make([]byte, size)
+	}
 	key, err := br.Peek(2)
-	if err != nil || size < 2 || size > 16<<20 || binary.BigEndian.Uint16(key) != 0 {
+	if err != nil || binary.BigEndian.Uint16(key) != 0 {
 		return make([]byte, size)
 	}
 	if cap(c.produceFrame) < size {
@@ -318,7 +321,17 @@ func (c *conn) writeLoop() {
 	for p := range c.queue {
 		resp := p.resp
 		if p.later != nil && !failed {
-			resp = c.runLater(p, w)
+			// Answers already encoded must not wait behind this one's
+			// fsync or long poll.
+			if bw.Buffered() > 0 {
+				if err := bw.Flush(); err != nil {
+					failed = true
+					c.nc.Close()
+				}
+			}
+			if !failed {
+				resp = c.runLater(p, w)
+			}
 		}
 		if failed || resp == nil {
 			failed = true

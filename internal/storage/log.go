@@ -4,7 +4,8 @@
 // retention. It knows nothing about Kafka requests or topics; a Log is one
 // partition's ordered, durable sequence of batches.
 //
-// Lock order: Log.mu, then Log.segMu, then segment.imu.
+// Lock order: Log.syncMu, then Log.mu, then Log.segMu, then segment.imu;
+// Log.recentMu and readahead.mu are leaves.
 package storage
 
 import (
@@ -122,6 +123,7 @@ type Log struct {
 	tailDirty  bool       // tail holds bytes not yet written out
 	spare      []byte     // a free aligned buffer for the next tail
 	outq       []outChunk // tails of rolled segments awaiting write-out
+	outqBytes  int        // bytes in outq
 	toSeal     []*segment // written-out rolled segments to seal after an fsync
 	pending    []boundary // appended but not yet visible, oldest first
 	dirty      []*segment // segments with writes not yet fsynced
@@ -133,6 +135,7 @@ type Log struct {
 	durable    int64
 	waiters    []*DurableWait
 	failed     error
+	closing    bool // Close has begun: no more appends
 	closed     bool
 	epochs     []EpochEntry
 	bg         sync.WaitGroup // syncs run without a syncer
@@ -241,6 +244,9 @@ func (l *Log) DurableOffset() int64 {
 type AppendResult struct {
 	BaseOffset int64
 	LastOffset int64
+	// Synced says the flush policy in force for this append fsyncs it
+	// promptly, so waiting for Durable is bounded.
+	Synced bool
 }
 
 // Append writes one validated batch at the end of the log, assigning its
@@ -260,17 +266,11 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	cfg := l.cfg.Load()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return AppendResult{}, ErrClosed
-	}
-	if l.failed != nil {
-		return AppendResult{}, l.failed
-	}
-	for len(l.tail) >= maxTailBytes && l.failed == nil && !l.closed {
+	for len(l.tail)+l.outqBytes >= maxTailBytes && l.failed == nil && !l.closing {
 		l.requestSyncLocked()
 		l.flushed.Wait() // the syncer is behind: hold the producer back
 	}
-	if l.closed {
+	if l.closing {
 		return AppendResult{}, ErrClosed
 	}
 	if l.failed != nil {
@@ -307,7 +307,7 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	l.markDirtyLocked(seg)
 	l.unflushed += int64(h.NumRecords)
 	l.scheduleFlushLocked(cfg)
-	return AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}, nil
+	return AppendResult{BaseOffset: base, LastOffset: h.LastOffset(), Synced: cfg.SyncsEveryAppend()}, nil
 }
 
 // growTail returns buf extended to n bytes, moving it to a larger aligned
@@ -392,7 +392,7 @@ func (l *Log) syncNow() {
 		return
 	}
 	chunks := l.outq
-	l.outq = nil
+	l.outq, l.outqBytes = nil, 0
 	if l.tailDirty {
 		chunks = append(chunks, l.takeTailLocked())
 	}
@@ -420,7 +420,10 @@ func (l *Log) syncNow() {
 	if n := len(chunks); err == nil && n > 0 && !chunks[n-1].seal {
 		keep = &chunks[n-1]
 	}
-	retired := l.keepRecent(keep, prevB)
+	var retired []byte
+	if keep != nil {
+		retired = l.keepRecent(keep, prevB)
+	}
 
 	l.mu.Lock()
 	for i, c := range chunks {
@@ -572,6 +575,7 @@ func (l *Log) failLocked(err error) error {
 		close(w.done)
 	}
 	l.waiters = nil
+	l.flushed.Broadcast() // appends waiting for buffer space must see it
 	return l.failed
 }
 
@@ -681,6 +685,7 @@ func (l *Log) rollLocked(cfg *Config) error {
 	if l.tailDirty {
 		c := outChunk{seg: old, pos: l.tailPos, buf: l.tail, seal: true}
 		l.outq = append(l.outq, c)
+		l.outqBytes += len(c.buf)
 		l.tail = nil
 	} else {
 		l.toSeal = append(l.toSeal, old)
@@ -732,10 +737,12 @@ func (l *Log) seal(s *segment) error {
 // next Open trusts the indexes instead of scanning.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	if l.closed {
+	if l.closing {
 		l.mu.Unlock()
 		return nil
 	}
+	l.closing = true // appends fail from here, so the final sync covers all
+	l.flushed.Broadcast()
 	failed := l.failed
 	l.mu.Unlock()
 	var err error

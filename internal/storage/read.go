@@ -101,6 +101,10 @@ func (l *Log) segmentForLocked(offset int64) int {
 	return max(i-1, 0)
 }
 
+// maxReadBytes caps the bytes one partition read returns (beyond a single
+// larger batch, which is returned whole).
+const maxReadBytes = 8 << 20
+
 // headerScratch is how much is read at a time while skipping batches: more
 // than an index interval's worth of headers.
 const headerScratch = 8 << 10
@@ -111,7 +115,10 @@ const headerScratch = 8 << 10
 // offset below limit.
 func (l *Log) readSegment(dst []byte, s *segment, offset, limit int64, opts ReadOptions) ([]byte, bool, error) {
 	pos := s.floor(offset)
-	maxBytes := max(opts.MaxBytes, 0)
+	// One partition read returns at most maxReadBytes even if the client
+	// allows more: fetches may return less than their limits, and this
+	// bounds the buffers one request pins.
+	maxBytes := min(max(opts.MaxBytes, 0), maxReadBytes)
 	window := min(limit-pos, int64(maxBytes)+headerScratch)
 	if window < record.LengthFieldEnd {
 		return dst, false, nil
@@ -184,7 +191,7 @@ func (l *Log) readFrom(dst []byte, s *segment, start, limit int64, opts ReadOpti
 	if size < record.HeaderSize || start+size > limit {
 		return dst, false, fmt.Errorf("%w: segment %d: batch at %d overruns the segment", record.ErrCorrupt, s.base, start)
 	}
-	want := min(max(int64(opts.MaxBytes), size), limit-start)
+	want := min(max(int64(min(opts.MaxBytes, maxReadBytes)), size), limit-start)
 	if !opts.MinOneBatch && size > int64(opts.MaxBytes) {
 		return dst, true, nil
 	}

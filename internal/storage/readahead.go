@@ -7,11 +7,12 @@ import "sync"
 // next window comes off the disk, so direct I/O latency and network time
 // overlap. Readers that keep up are served from the recent chunk instead.
 type readahead struct {
-	mu    sync.Mutex
-	cur   *aheadRead
-	wg    sync.WaitGroup
-	pool  *BufferPool
-	limit func(*segment) int64 // readable end of a segment now
+	mu     sync.Mutex
+	cur    *aheadRead
+	closed bool
+	wg     sync.WaitGroup
+	pool   *BufferPool
+	limit  func(*segment) int64 // readable end of a segment now
 }
 
 type aheadRead struct {
@@ -50,23 +51,22 @@ func (r *readahead) start(seg *segment, pos int64, n int) {
 		return
 	}
 	r.mu.Lock()
-	if a := r.cur; a != nil && a.seg == seg && a.pos == pos {
+	if a := r.cur; r.closed || (a != nil && a.seg == seg && a.pos == pos) {
 		r.mu.Unlock()
 		return
 	}
 	a := &aheadRead{seg: seg, pos: pos, buf: r.pool.Get(int(end - pos)), done: make(chan struct{})}
 	old := r.cur
 	r.cur = a
+	r.wg.Add(2) // under mu, so wait() cannot slip in between
 	r.mu.Unlock()
-	if old != nil {
-		r.wg.Add(1)
-		go func() { // give the old buffer back once its read is over
-			defer r.wg.Done()
+	go func() { // give the old buffer back once its read is over
+		defer r.wg.Done()
+		if old != nil {
 			<-old.done
 			r.pool.Put(old.buf)
-		}()
-	}
-	r.wg.Add(1)
+		}
+	}()
 	go func() {
 		defer r.wg.Done()
 		a.err = seg.readAt(a.buf, a.pos, r.pool)
@@ -87,5 +87,10 @@ func (r *readahead) reset() {
 	}
 }
 
-// wait lets every read-ahead finish, before files close.
-func (r *readahead) wait() { r.wg.Wait() }
+// wait stops new read-aheads and lets every one finish, before files close.
+func (r *readahead) wait() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wg.Wait()
+}

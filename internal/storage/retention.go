@@ -28,6 +28,7 @@ func (l *Log) ApplyRetention() (int, error) {
 		if err := l.rollLocked(cfg); err != nil {
 			return 0, l.failLocked(err)
 		}
+		l.requestSyncLocked() // seals the rolled segment
 	}
 	l.segMu.RLock()
 	var total int64
@@ -120,14 +121,13 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 // TruncateTo removes every batch that holds an offset at or after next, so
 // that the log ends at or before next; a batch straddling next goes whole.
 // It is for replication (dropping an uncommitted tail) and recovery tests;
-// the caller must not append concurrently. The high watermark and durable
-// offset are pulled back with the log end.
+// the caller must not append concurrently, and only data above the high
+// watermark may go (readers bounded by it never see the cut). The high
+// watermark and durable offset are pulled back with the log end.
 func (l *Log) TruncateTo(next int64) error {
 	if err := l.Sync(); err != nil { // nothing may stay buffered or unsealed
 		return err
 	}
-	l.ra.reset()
-	l.keepRecent(nil, nil)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -142,6 +142,10 @@ func (l *Log) TruncateTo(next int64) error {
 	cfg := l.cfg.Load()
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
+	// Readers start read-aheads only under segMu: with it held, none can
+	// begin from the bytes about to go.
+	l.ra.reset()
+	l.keepRecent(nil, nil)
 	for len(l.segs) > 1 && l.segs[len(l.segs)-1].base >= next {
 		s := l.segs[len(l.segs)-1]
 		l.segs = l.segs[:len(l.segs)-1]
