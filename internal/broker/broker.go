@@ -41,6 +41,9 @@ type Config struct {
 	MaintenanceInterval  time.Duration
 	ProducerIDExpiration time.Duration
 	SyncWorkers          int
+	// Partitions of the internal topics, fixed at their creation.
+	OffsetsTopicPartitions     int32 // __consumer_offsets (Kafka: 50)
+	TransactionTopicPartitions int32 // __transaction_state (Kafka: 50)
 }
 
 // Broker is a node's partition manager.
@@ -61,6 +64,8 @@ type Broker struct {
 	closed   bool
 	nextPID  int64 // next producer id to hand out
 	pidLimit int64 // end of the durably reserved block
+
+	txn *TxnCoordinator
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -124,6 +129,12 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 	if cfg.ProducerIDExpiration <= 0 {
 		cfg.ProducerIDExpiration = 24 * time.Hour
 	}
+	if cfg.OffsetsTopicPartitions <= 0 {
+		cfg.OffsetsTopicPartitions = 16
+	}
+	if cfg.TransactionTopicPartitions <= 0 {
+		cfg.TransactionTopicPartitions = 4
+	}
 	if cfg.MaxDecompressedBytes <= 0 {
 		cfg.MaxDecompressedBytes = record.DefaultLimits.MaxDecompressedBytes
 	}
@@ -173,9 +184,42 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	b.removeStrayDirs()
+	if err := b.startCoordinators(); err != nil {
+		b.closeAll()
+		return nil, err
+	}
 	b.wg.Add(1)
 	go b.maintain()
 	return b, nil
+}
+
+// startCoordinators creates the internal topics on first start and loads
+// the transaction coordinator's state from them.
+func (b *Broker) startCoordinators() error {
+	if _, err := b.ensureInternalTopic(OffsetsTopic, b.cfg.OffsetsTopicPartitions); err != nil {
+		return fmt.Errorf("create %s: %w", OffsetsTopic, err)
+	}
+	tt, err := b.ensureInternalTopic(TransactionTopic, b.cfg.TransactionTopicPartitions)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", TransactionTopic, err)
+	}
+	b.txn = &TxnCoordinator{b: b, topic: tt, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
+	if err := b.txn.load(); err != nil {
+		return fmt.Errorf("load transactions: %w", err)
+	}
+	return nil
+}
+
+// Transactions is the transaction coordinator.
+func (b *Broker) Transactions() *TxnCoordinator { return b.txn }
+
+// verifyTxnPartition checks a transactional produce against the
+// coordinator.
+func (b *Broker) verifyTxnPartition(pid int64, epoch int16, topic string, partition int32) error {
+	if b.txn == nil {
+		return fmt.Errorf("%w: no transaction coordinator", ErrInvalidTxnState)
+	}
+	return b.txn.verify(pid, epoch, topic, partition)
 }
 
 func (b *Broker) newTopic(name string, id [16]byte, configs map[string]string) *Topic {
@@ -310,6 +354,9 @@ func (b *Broker) maintain() {
 // producers and snapshots producer state. The broker runs it every
 // MaintenanceInterval; tests call it directly.
 func (b *Broker) RunMaintenance() {
+	if b.txn != nil {
+		b.txn.expire()
+	}
 	expireBefore := b.clock.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions() {

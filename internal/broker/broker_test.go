@@ -177,7 +177,7 @@ func TestRetentionThroughMaintenance(t *testing.T) {
 	if p.LogStartOffset() != p.LogEndOffset() {
 		t.Fatalf("expired data kept: start %d end %d", p.LogStartOffset(), p.LogEndOffset())
 	}
-	if _, err := p.Read(nil, 0, 100, true); !errors.Is(err, ErrOffsetOutOfRange) {
+	if _, err := p.Read(nil, 0, 100, true, false); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("read of deleted offset: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/storage"
 )
@@ -21,6 +23,8 @@ type Partition struct {
 
 	mu        sync.Mutex // serializes appends with their sequence checks
 	producers map[int64]*producerState
+	ongoing   map[int64]int64 // producer id -> first offset of its open transaction here
+	aborted   []AbortedTxn    // aborted transactions, by marker offset
 	stateGen  uint64 // bumped on every producer state change
 	snapGen   uint64 // stateGen at the last snapshot
 
@@ -47,8 +51,22 @@ func (p *Partition) LeaderEpoch() int32 { return 0 }
 // HighWatermark is the end of what consumers may read.
 func (p *Partition) HighWatermark() int64 { return p.log.HighWatermark() }
 
-// LastStableOffset equals the high watermark until transactions exist.
-func (p *Partition) LastStableOffset() int64 { return p.log.HighWatermark() }
+// LastStableOffset is where read_committed consumers stop: the first
+// offset of the oldest open transaction, or the high watermark.
+func (p *Partition) LastStableOffset() int64 {
+	hw := p.log.HighWatermark()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lsoLocked(hw)
+}
+
+func (p *Partition) lsoLocked(hw int64) int64 {
+	lso := hw
+	for _, first := range p.ongoing {
+		lso = min(lso, first)
+	}
+	return lso
+}
 
 // LogStartOffset is the first offset still kept.
 func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
@@ -64,7 +82,7 @@ func partitionDir(dataDir, topic string, index int32) string {
 }
 
 func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
-	p := &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState)}
+	p := &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState), ongoing: make(map[int64]int64)}
 	log, err := storage.Open(partitionDir(b.cfg.DataDir, t.Name, index), storage.Options{
 		Config:    t.settings.Load().log,
 		Clock:     b.clock,
@@ -137,6 +155,9 @@ type ProduceResult struct {
 // place (offsets, epoch). Retries of an idempotent batch already written are
 // answered with the original offsets and never written again.
 func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
+	if p.topic.Name == OffsetsTopic || p.topic.Name == TransactionTopic {
+		return ProduceResult{}, fmt.Errorf("%w: clients may not write to %s", ErrInternalTopic, p.topic.Name)
+	}
 	set := p.topic.settings.Load()
 	if len(batch) > set.maxMessageBytes {
 		return ProduceResult{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(batch), set.maxMessageBytes)
@@ -153,7 +174,12 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	case h.Control():
 		return ProduceResult{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
 	case h.Transactional():
-		return ProduceResult{}, fmt.Errorf("%w: transactional produce is not supported yet", ErrInvalidTxnState)
+		if !h.Idempotent() {
+			return ProduceResult{}, fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidRecord)
+		}
+		if err := p.b.verifyTxnPartition(h.ProducerID, h.ProducerEpoch, p.topic.Name, p.index); err != nil {
+			return ProduceResult{}, err
+		}
 	}
 	if set.compact {
 		if err := requireKeys(batch, p.b.decomp); err != nil {
@@ -223,14 +249,113 @@ func (p *Partition) appendChecked(batch []byte, h *record.Header, appendTime, no
 	}
 	if h.Idempotent() {
 		if st == nil {
-			st = &producerState{epoch: h.ProducerEpoch}
+			st = newProducerState(h.ProducerEpoch)
 			p.producers[h.ProducerID] = st
 		}
 		h.BaseOffset = ar.BaseOffset
 		st.record(h, now)
+		p.noteTxnLocked(st, h)
 		p.stateGen++
 	}
 	return ar, nil, nil
+}
+
+// noteTxnLocked marks where a producer's transaction starts in this
+// partition.
+func (p *Partition) noteTxnLocked(st *producerState, h *record.Header) {
+	if h.Transactional() && !h.Control() && st.txnFirst < 0 {
+		st.txnFirst = h.BaseOffset
+		p.ongoing[h.ProducerID] = h.BaseOffset
+	}
+}
+
+// endTxnLocked applies a transaction marker at offset: the producer's open
+// transaction here ends, and an abort is remembered for read_committed
+// fetches.
+func (p *Partition) endTxnLocked(pid int64, epoch int16, commit bool, offset int64) {
+	st := p.producers[pid]
+	if st == nil {
+		st = newProducerState(epoch)
+		p.producers[pid] = st
+	}
+	if epoch > st.epoch {
+		st.epoch = epoch
+		st.batches = st.batches[:0]
+	}
+	if st.txnFirst >= 0 {
+		if !commit {
+			p.aborted = append(p.aborted, AbortedTxn{ProducerID: pid, FirstOffset: st.txnFirst, LastOffset: offset})
+		}
+		st.txnFirst = -1
+		delete(p.ongoing, pid)
+	}
+	p.stateGen++
+}
+
+// WriteMarker appends the commit or abort marker of producer pid's
+// transaction (a control batch) and waits until it is durable. The
+// partition's last stable offset moves past the transaction.
+func (p *Partition) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	typ := kmsg.ControlRecordKeyTypeAbort
+	if commit {
+		typ = kmsg.ControlRecordKeyTypeCommit
+	}
+	key := kmsg.ControlRecordKey{Version: 0, Type: typ}
+	val := kmsg.EndTxnMarker{Version: 0, CoordinatorEpoch: coordinatorEpoch}
+	batch, err := record.Build(record.BatchOptions{
+		FirstTimestamp: p.b.clock.Now().UnixMilli(), ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
+		Transactional: true, Control: true,
+	}, []record.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	ar, err := p.log.Append(batch, p.LeaderEpoch(), 0)
+	if err == nil {
+		p.endTxnLocked(pid, epoch, commit, ar.BaseOffset)
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: write transaction marker to %s: %v", ErrStorage, p.name(), err)
+	}
+	if !ar.Synced {
+		if err := p.log.Sync(); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+	}
+	w := p.log.Durable(ar.LastOffset + 1)
+	<-w.Done()
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	// The last stable offset may have moved without the high watermark.
+	p.notify()
+	return nil
+}
+
+// OpenTxn reports the first offset of producer pid's open transaction in
+// this partition, if any (for DescribeProducers).
+func (p *Partition) ProducerStates() []ProducerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProducerInfo, 0, len(p.producers))
+	for id, st := range p.producers {
+		info := ProducerInfo{ID: id, Epoch: st.epoch, LastTimestamp: st.lastTimestamp, TxnStartOffset: st.txnFirst, LastSequence: -1}
+		if n := len(st.batches); n > 0 {
+			info.LastSequence = st.batches[n-1].lastSeq
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// ProducerInfo is one producer's state on a partition.
+type ProducerInfo struct {
+	ID             int64
+	Epoch          int16
+	LastSequence   int32
+	LastTimestamp  int64
+	TxnStartOffset int64
 }
 
 // requireKeys rejects records without a key, which a compacted topic
@@ -260,19 +385,37 @@ type ReadResult struct {
 	HighWatermark    int64
 	LastStableOffset int64
 	LogStartOffset   int64
+	// Aborted lists the aborted transactions overlapping the returned
+	// batches, for read_committed consumers to skip.
+	Aborted []AbortedTxn
 }
 
 // Read appends batches starting at offset to dst, up to maxBytes (at least
-// one batch when minOne), never beyond the high watermark.
-func (p *Partition) Read(dst []byte, offset int64, maxBytes int, minOne bool) (ReadResult, error) {
+// one batch when minOne), never beyond the high watermark, or with
+// readCommitted never beyond the last stable offset.
+func (p *Partition) Read(dst []byte, offset int64, maxBytes int, minOne, readCommitted bool) (ReadResult, error) {
 	hw := p.log.HighWatermark()
+	start := len(dst)
 	out, err := p.log.Read(dst, offset, storage.ReadOptions{MaxBytes: maxBytes, MinOneBatch: minOne})
-	res := ReadResult{Batches: out, HighWatermark: hw, LastStableOffset: hw, LogStartOffset: p.log.LogStartOffset()}
 	if hw2 := p.log.HighWatermark(); hw2 > hw {
 		// The read may have seen data up to the newer mark; report it so the
 		// client never sees records above the high watermark it is told.
-		res.HighWatermark, res.LastStableOffset = hw2, hw2
+		hw = hw2
 	}
+	p.mu.Lock()
+	lso := p.lsoLocked(hw)
+	res := ReadResult{Batches: out, HighWatermark: hw, LastStableOffset: lso, LogStartOffset: p.log.LogStartOffset()}
+	if err == nil && readCommitted {
+		res.Batches = out[:start+batchesBelow(out[start:], lso)]
+		if upper := nextOffsetOf(res.Batches[start:]); upper > offset {
+			for _, a := range p.aborted {
+				if a.LastOffset >= offset && a.FirstOffset < upper {
+					res.Aborted = append(res.Aborted, a)
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
 	if errors.Is(err, storage.ErrOffsetOutOfRange) {
 		return res, fmt.Errorf("%w: %v", ErrOffsetOutOfRange, err)
 	}
@@ -280,6 +423,26 @@ func (p *Partition) Read(dst []byte, offset int64, maxBytes int, minOne bool) (R
 		return res, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	return res, nil
+}
+
+// batchesBelow returns how many bytes of whole batches in b start below
+// offset.
+func batchesBelow(b []byte, offset int64) int {
+	n := 0
+	for n < len(b) && record.PeekBaseOffset(b[n:]) < offset {
+		n += record.PeekSize(b[n:])
+	}
+	return n
+}
+
+// nextOffsetOf is the offset after the last batch in b (0 when empty).
+func nextOffsetOf(b []byte) int64 {
+	next := int64(0)
+	for len(b) > 0 {
+		next = record.PeekLastOffset(b) + 1
+		b = b[record.PeekSize(b):]
+	}
+	return next
 }
 
 // OffsetForTimestamp finds the first offset whose record timestamp is at
@@ -329,9 +492,14 @@ func (p *Partition) loadProducerState() error {
 	from := p.log.LogStartOffset()
 	path := filepath.Join(p.log.Dir(), snapshotName)
 	if body, err := storage.ReadSealed(path); err == nil {
-		off, producers, err := decodeProducerSnapshot(body)
+		off, producers, aborted, err := decodeProducerSnapshot(body)
 		if err == nil && off <= p.log.LogEndOffset() {
-			p.producers, from = producers, max(off, from)
+			p.producers, p.aborted, from = producers, aborted, max(off, from)
+			for id, st := range producers {
+				if st.txnFirst >= 0 {
+					p.ongoing[id] = st.txnFirst
+				}
+			}
 		} else {
 			p.b.logger.Warn("ignoring producer state snapshot; rebuilding from the log", "partition", p.name(), "err", err)
 		}
@@ -340,17 +508,44 @@ func (p *Partition) loadProducerState() error {
 	}
 	now := p.b.clock.Now().UnixMilli()
 	return p.log.ScanBatches(from, func(h *record.Header) error {
-		if h.BaseOffset < from || !h.Idempotent() || h.Control() {
+		if h.BaseOffset < from || !h.Idempotent() {
 			return nil
 		}
 		st := p.producers[h.ProducerID]
 		if st == nil {
-			st = &producerState{epoch: h.ProducerEpoch}
+			st = newProducerState(h.ProducerEpoch)
 			p.producers[h.ProducerID] = st
 		}
+		if h.Control() {
+			commit, err := p.markerType(h)
+			if err != nil {
+				return err
+			}
+			p.endTxnLocked(h.ProducerID, h.ProducerEpoch, commit, h.BaseOffset)
+			return nil
+		}
 		st.record(h, max(h.MaxTimestamp, now))
+		p.noteTxnLocked(st, h)
 		return nil
 	})
+}
+
+// markerType reads the control record of the marker batch h to learn
+// whether it commits or aborts.
+func (p *Partition) markerType(h *record.Header) (commit bool, err error) {
+	buf, err := p.log.Read(nil, h.BaseOffset, storage.ReadOptions{MaxBytes: 1, MinOneBatch: true, UpToLogEnd: true})
+	if err != nil {
+		return false, err
+	}
+	err = record.ForEachRecord(buf, p.b.decomp, func(_ *record.Header, r *record.Record) error {
+		var key kmsg.ControlRecordKey
+		if err := key.ReadFrom(r.Key); err != nil {
+			return fmt.Errorf("%w: control record key: %v", ErrCorruptMessage, err)
+		}
+		commit = key.Type == kmsg.ControlRecordKeyTypeCommit
+		return nil
+	})
+	return commit, err
 }
 
 // snapshotProducers writes the producer state if it changed and everything
@@ -373,7 +568,7 @@ func (p *Partition) snapshotProducers(force bool) error {
 		return nil
 	}
 	gen := p.stateGen
-	body := encodeProducerSnapshot(leo, p.producers)
+	body := encodeProducerSnapshot(leo, p.producers, p.aborted)
 	p.mu.Unlock()
 	if err := storage.WriteFileAtomic(p.log.Dir(), snapshotName, storage.Seal(body)); err != nil {
 		return err
@@ -389,11 +584,23 @@ func (p *Partition) expireProducers(before int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, st := range p.producers {
-		if st.lastTimestamp < before {
+		if st.lastTimestamp < before && st.txnFirst < 0 {
 			delete(p.producers, id)
 			p.stateGen++
 		}
 	}
+	// Aborted spans wholly before the log start can no longer be fetched.
+	start := p.log.LogStartOffset()
+	keep := p.aborted[:0]
+	for _, a := range p.aborted {
+		if a.LastOffset >= start {
+			keep = append(keep, a)
+		}
+	}
+	if len(keep) != len(p.aborted) {
+		p.stateGen++
+	}
+	p.aborted = keep
 }
 
 // markDeleted stops producer-state snapshots for good, waiting for one in

@@ -24,6 +24,20 @@ type producerState struct {
 	epoch         int16
 	batches       []batchMeta // newest last, at most producerDedupWindow
 	lastTimestamp int64       // ms of the last append, for expiry
+	txnFirst      int64       // first offset of its open transaction here; -1 for none
+}
+
+func newProducerState(epoch int16) *producerState {
+	return &producerState{epoch: epoch, txnFirst: -1}
+}
+
+// AbortedTxn is an aborted transaction's span in a partition, from its
+// first record to its abort marker, as Fetch reports it to read_committed
+// consumers.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64 // the abort marker
 }
 
 // seqCheck is the verdict on an incoming idempotent batch.
@@ -84,15 +98,18 @@ func (st *producerState) record(h *record.Header, ts int64) {
 
 // Producer state snapshot layout (big endian, sealed with a CRC32C):
 //
-//	version u8 | offset i64 | count u32 |
-//	per producer: id i64 | epoch i16 | lastTimestamp i64 | n u8 |
+//	version u8 (=2) | offset i64 | count u32 |
+//	per producer: id i64 | epoch i16 | lastTimestamp i64 | txnFirst i64 | n u8 |
 //	              n × (firstSeq i32 | lastSeq i32 | baseOffset i64 | lastOffset i64)
+//	aborted u32 | aborted × (producerId i64 | firstOffset i64 | lastOffset i64)
+//
+// Version 1 (no txnFirst, no aborted list) is still read.
 const (
 	snapshotName    = "producer-state"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
-func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
+func encodeProducerSnapshot(offset int64, producers map[int64]*producerState, aborted []AbortedTxn) []byte {
 	be := binary.BigEndian
 	b := []byte{snapshotVersion}
 	b = be.AppendUint64(b, uint64(offset))
@@ -101,6 +118,7 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 		b = be.AppendUint64(b, uint64(id))
 		b = be.AppendUint16(b, uint16(st.epoch))
 		b = be.AppendUint64(b, uint64(st.lastTimestamp))
+		b = be.AppendUint64(b, uint64(st.txnFirst))
 		b = append(b, byte(len(st.batches)))
 		for _, bm := range st.batches {
 			b = be.AppendUint32(b, uint32(bm.firstSeq))
@@ -109,30 +127,46 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 			b = be.AppendUint64(b, uint64(bm.lastOffset))
 		}
 	}
+	b = be.AppendUint32(b, uint32(len(aborted)))
+	for _, a := range aborted {
+		b = be.AppendUint64(b, uint64(a.ProducerID))
+		b = be.AppendUint64(b, uint64(a.FirstOffset))
+		b = be.AppendUint64(b, uint64(a.LastOffset))
+	}
 	return b
 }
 
 var errBadSnapshot = errors.New("bad producer state snapshot")
 
-func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, error) {
+func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, []AbortedTxn, error) {
 	be := binary.BigEndian
-	if len(b) < 13 || b[0] != snapshotVersion {
-		return 0, nil, errBadSnapshot
+	if len(b) < 13 || (b[0] != 1 && b[0] != snapshotVersion) {
+		return 0, nil, nil, errBadSnapshot
 	}
+	v2 := b[0] == 2
 	offset := int64(be.Uint64(b[1:]))
 	n := int(be.Uint32(b[9:]))
 	b = b[13:]
 	producers := make(map[int64]*producerState, min(n, 1<<16))
 	for range n {
 		if len(b) < 19 {
-			return 0, nil, errBadSnapshot
+			return 0, nil, nil, errBadSnapshot
 		}
 		id := int64(be.Uint64(b))
-		st := &producerState{epoch: int16(be.Uint16(b[8:])), lastTimestamp: int64(be.Uint64(b[10:]))}
-		nb := int(b[18])
-		b = b[19:]
+		st := newProducerState(int16(be.Uint16(b[8:])))
+		st.lastTimestamp = int64(be.Uint64(b[10:]))
+		b = b[18:]
+		if v2 {
+			if len(b) < 9 {
+				return 0, nil, nil, errBadSnapshot
+			}
+			st.txnFirst = int64(be.Uint64(b))
+			b = b[8:]
+		}
+		nb := int(b[0])
+		b = b[1:]
 		if nb > producerDedupWindow || len(b) < nb*24 {
-			return 0, nil, errBadSnapshot
+			return 0, nil, nil, errBadSnapshot
 		}
 		for range nb {
 			st.batches = append(st.batches, batchMeta{
@@ -143,8 +177,23 @@ func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, error) {
 		}
 		producers[id] = st
 	}
-	if len(b) != 0 {
-		return 0, nil, errBadSnapshot
+	var aborted []AbortedTxn
+	if v2 {
+		if len(b) < 4 {
+			return 0, nil, nil, errBadSnapshot
+		}
+		na := int(be.Uint32(b))
+		b = b[4:]
+		if len(b) != na*24 {
+			return 0, nil, nil, errBadSnapshot
+		}
+		for range na {
+			aborted = append(aborted, AbortedTxn{ProducerID: int64(be.Uint64(b)), FirstOffset: int64(be.Uint64(b[8:])), LastOffset: int64(be.Uint64(b[16:]))})
+			b = b[24:]
+		}
 	}
-	return offset, producers, nil
+	if len(b) != 0 {
+		return 0, nil, nil, errBadSnapshot
+	}
+	return offset, producers, aborted, nil
 }

@@ -150,6 +150,9 @@ func (b *Broker) AutoCreateTopic(name string) (*Topic, error) {
 
 // DeleteTopic removes a topic and its data.
 func (b *Broker) DeleteTopic(name string) error {
+	if name == OffsetsTopic || name == TransactionTopic {
+		return fmt.Errorf("%w: %s holds the broker's own state", ErrInternalTopic, name)
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.Topic(name)

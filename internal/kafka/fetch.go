@@ -125,7 +125,7 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 		batches        []byte
 		hw, lso, start int64
 		err            int16
-		errMessage     *string
+		aborted        []broker.AbortedTxn
 	}
 	results := make([]result, len(parts))
 	deadline := s.clock.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -157,7 +157,7 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 				continue
 			}
 			before := len(buf)
-			rr, err := p.Read(buf, fp.offset, max(limit, 0), minOne)
+			rr, err := p.Read(buf, fp.offset, max(limit, 0), minOne, req.IsolationLevel == 1)
 			res.hw, res.lso, res.start = rr.HighWatermark, rr.LastStableOffset, rr.LogStartOffset
 			if err != nil {
 				res.err = errorCode(err)
@@ -166,6 +166,7 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			}
 			buf = rr.Batches
 			res.batches = buf[before:]
+			res.aborted = rr.Aborted
 			total += len(res.batches)
 		}
 		if cap(buf) <= 16<<20 {
@@ -201,6 +202,12 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = res.hw, res.lso, res.start
 		rp.PreferredReadReplica = -1
 		rp.RecordBatches = res.batches
+		if req.IsolationLevel == 1 {
+			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(res.aborted))
+			for _, a := range res.aborted {
+				rp.AbortedTransactions = append(rp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+			}
+		}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, rp)
 	}
 	return resp

@@ -53,9 +53,9 @@ func buildInfo(m kadm.Metadata) info {
 	for _, td := range m.Topics {
 		if td.IsInternal {
 			in.InternalTopics++
-		} else {
-			in.Topics++
+			continue
 		}
+		in.Topics++
 		in.Partitions += len(td.Partitions)
 	}
 	return in
@@ -75,7 +75,7 @@ type info struct {
 	Brokers        []brokerInfo `json:"brokers"`
 	Topics         int          `json:"topics"`
 	InternalTopics int          `json:"internal_topics"`
-	Partitions     int          `json:"partitions"`
+	Partitions     int          `json:"partitions"` // of user topics
 }
 
 func (in info) WriteText(w io.Writer) error {

@@ -27,12 +27,12 @@ func TestInfoView(t *testing.T) {
 	if err := clientcmd.JSON.Print(&js, in); err != nil {
 		t.Fatal(err)
 	}
-	wantText := "CLUSTER          c-1\nCONTROLLER       1\nTOPICS           1\nINTERNAL TOPICS  1\nPARTITIONS       3\n\n" +
+	wantText := "CLUSTER          c-1\nCONTROLLER       1\nTOPICS           1\nINTERNAL TOPICS  1\nPARTITIONS       2\n\n" +
 		"BROKER  ADDRESS        RACK\n0       10.0.0.1:9092  -\n1*      [::1]:9093     r1\n"
 	if text.String() != wantText {
 		t.Errorf("text:\n%s\nwant:\n%s", text.String(), wantText)
 	}
-	wantJSON := `{"cluster_id":"c-1","controller":1,"brokers":[{"id":0,"host":"10.0.0.1","port":9092,"address":"10.0.0.1:9092"},{"id":1,"host":"::1","port":9093,"address":"[::1]:9093","rack":"r1"}],"topics":1,"internal_topics":1,"partitions":3}` + "\n"
+	wantJSON := `{"cluster_id":"c-1","controller":1,"brokers":[{"id":0,"host":"10.0.0.1","port":9092,"address":"10.0.0.1:9092"},{"id":1,"host":"::1","port":9093,"address":"[::1]:9093","rack":"r1"}],"topics":1,"internal_topics":1,"partitions":2}` + "\n"
 	if js.String() != wantJSON {
 		t.Errorf("json:\n%s\nwant:\n%s", js.String(), wantJSON)
 	}
