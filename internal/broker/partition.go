@@ -25,8 +25,8 @@ type Partition struct {
 	producers map[int64]*producerState
 	ongoing   map[int64]int64 // producer id -> first offset of its open transaction here
 	aborted   []AbortedTxn    // aborted transactions, by marker offset
-	stateGen  uint64 // bumped on every producer state change
-	snapGen   uint64 // stateGen at the last snapshot
+	stateGen  uint64          // bumped on every producer state change
+	snapGen   uint64          // stateGen at the last snapshot
 
 	// snapMu is held while a producer-state snapshot is written; deleted
 	// (set under it) stops snapshots of a partition whose topic is gone, so

@@ -45,13 +45,20 @@ func newAPITable() *apiTable {
 	add(20, 0, 6, handleDeleteTopics)
 	add(21, 0, 2, handleDeleteRecords)
 	add(22, 0, 4, handleInitProducerID)
+	add(10, 0, 4, handleFindCoordinator)
 	add(23, 0, 4, handleOffsetForLeaderEpoch)
+	add(24, 0, 3, handleAddPartitionsToTxn)
+	add(25, 0, 3, handleAddOffsetsToTxn)
+	add(26, 0, 3, handleEndTxn)
 	add(32, 0, 4, handleDescribeConfigs)
 	add(33, 0, 2, handleAlterConfigs)
 	add(35, 1, 4, handleDescribeLogDirs)
 	add(37, 0, 3, handleCreatePartitions)
 	add(44, 0, 1, handleIncrementalAlterConfigs)
 	add(60, 0, 2, handleDescribeCluster)
+	add(61, 0, 0, handleDescribeProducers)
+	add(65, 0, 0, handleDescribeTransactions)
+	add(66, 0, 1, handleListTransactions)
 	sort.Slice(t.list, func(i, j int) bool { return t.list[i].key < t.list[j].key })
 	return t
 }
@@ -123,6 +130,10 @@ var errorCodes = []struct {
 	{broker.ErrUnsupportedForFormat, kerr.UnsupportedForMessageFormat},
 	{broker.ErrStorage, kerr.KafkaStorageError},
 	{broker.ErrBrokerShuttingDown, kerr.BrokerNotAvailable},
+	{broker.ErrProducerFenced, kerr.ProducerFenced},
+	{broker.ErrInvalidProducerMap, kerr.InvalidProducerIDMapping},
+	{broker.ErrConcurrentTxns, kerr.ConcurrentTransactions},
+	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 }
 
 // errorMessage is the human part of err for responses that carry one.

@@ -31,9 +31,7 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		var topic *broker.Topic
 		var topicErr error
 		if acksOK {
-			if req.TransactionID != nil {
-				topicErr = errTransactionsUnsupported
-			} else if t, ok := b.Topic(rt.Topic); ok {
+			if t, ok := b.Topic(rt.Topic); ok {
 				topic = t
 			} else if topicErr = broker.ValidateTopicName(rt.Topic); topicErr == nil {
 				topic, topicErr = b.AutoCreateTopic(rt.Topic)
