@@ -31,6 +31,7 @@ type options struct {
 	warmup        time.Duration
 	acks          string
 	idempotent    bool
+	txnInterval   time.Duration
 	linger        time.Duration
 	batchMaxBytes int32
 	maxBuffered   int
@@ -109,6 +110,7 @@ func addProducerFlags(cmd *cobra.Command, o *options) {
 	f.DurationVar(&o.warmup, "warmup", o.warmup, "how long to run before measuring")
 	f.StringVar(&o.acks, "acks", o.acks, "required acks: all, 1 or 0")
 	f.BoolVar(&o.idempotent, "idempotent", o.idempotent, "idempotent producer (needs --acks all)")
+	f.DurationVar(&o.txnInterval, "txn-interval", 0, "produce in transactions committed this often (0: no transactions)")
 	f.DurationVar(&o.linger, "linger", o.linger, "producer linger")
 	f.Int32Var(&o.batchMaxBytes, "batch-max-bytes", o.batchMaxBytes, "maximum bytes per record batch")
 	f.IntVar(&o.maxBuffered, "max-buffered", o.maxBuffered, "records a producer buffers before Produce blocks")
@@ -156,6 +158,12 @@ func (o *options) validate(mode string, idempotentSet bool) error {
 				errs = append(errs, fmt.Errorf("--idempotent needs --acks all, not %s", o.acks))
 			}
 			o.idempotent = false
+		}
+		if o.txnInterval > 0 && (!o.idempotent || o.acks != "all") {
+			errs = append(errs, errors.New("--txn-interval needs an idempotent producer with --acks all"))
+		}
+		if o.txnInterval < 0 {
+			errs = append(errs, errors.New("--txn-interval must be >= 0"))
 		}
 	}
 	if mode != "produce" && o.consumers < 1 {

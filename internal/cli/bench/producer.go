@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +65,8 @@ func (rp *recordPool) put(r *kgo.Record) {
 func produceLoad(ctx context.Context, o *options, w window, st *produceStats) error {
 	pool := newRecordPool(o.recordSize)
 	errc := make(chan error, o.producers)
-	for range o.producers {
-		go func() { errc <- produceOne(ctx, o, w, st, pool) }()
+	for i := range o.producers {
+		go func() { errc <- produceOne(ctx, o, w, st, pool, i) }()
 	}
 	var first error
 	for range o.producers {
@@ -76,12 +77,33 @@ func produceLoad(ctx context.Context, o *options, w window, st *produceStats) er
 	return first
 }
 
-func produceOne(ctx context.Context, o *options, w window, st *produceStats, pool *recordPool) error {
-	cl, err := kgo.NewClient(o.producerOpts()...)
+func produceOne(ctx context.Context, o *options, w window, st *produceStats, pool *recordPool, idx int) error {
+	opts := o.producerOpts()
+	txn := o.txnInterval > 0
+	if txn {
+		opts = append(opts, kgo.TransactionalID(fmt.Sprintf("weir-bench-%d-%d", os.Getpid(), idx)))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("producer client: %w", err)
 	}
 	defer cl.Close()
+	var txnStart time.Time
+	commit := func() error {
+		if err := cl.Flush(ctx); err != nil {
+			return fmt.Errorf("flush transaction: %w", err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit transaction: %w", err)
+		}
+		return nil
+	}
+	if txn {
+		if err := cl.BeginTransaction(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		txnStart = time.Now()
+	}
 
 	promise := func(r *kgo.Record, err error) {
 		now := time.Now()
@@ -128,6 +150,16 @@ func produceOne(ctx context.Context, o *options, w window, st *produceStats, poo
 		if !now.Before(w.end) {
 			break
 		}
+		if txn && now.Sub(txnStart) >= o.txnInterval {
+			// Commit every interval, as a stream processor would.
+			if err := commit(); err != nil {
+				return err
+			}
+			if err := cl.BeginTransaction(); err != nil {
+				return fmt.Errorf("begin transaction: %w", err)
+			}
+			txnStart = time.Now()
+		}
 		r := pool.get()
 		_ = measure.Stamp(r.Value, sendAt) // validated: record-size >= 8
 		cl.Produce(ctx, r, promise)
@@ -137,6 +169,11 @@ func produceOne(ctx context.Context, o *options, w window, st *produceStats, poo
 	defer cancel()
 	if err := cl.Flush(fctx); err != nil {
 		return fmt.Errorf("flush producer: %w", err)
+	}
+	if txn {
+		if err := cl.EndTransaction(fctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit transaction: %w", err)
+		}
 	}
 	return nil
 }
