@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: test build vet fuzz cross race interop
+.PHONY: test build vet fuzz cross race interop kgo-suite
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
@@ -18,6 +18,11 @@ interop:
 	command -v kcat >/dev/null || (apt-get install -y kcat || (apt-get update && apt-get install -y kcat))
 	cd test/interop && npm ci --no-audit --no-fund
 	WEIR_INTEROP=1 $(GO) test -count=1 -run Interop ./internal/server
+
+# franz-go's own integration test suite against a fresh weir serve
+# (about 5 minutes; KGO_RECORDS, KGO_TIMEOUT; extra flags via KGO_ARGS).
+kgo-suite:
+	scripts/kgo-suite.sh $(KGO_ARGS)
 
 vet:
 	$(GO) vet ./...
