@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"internal/config":            {},
 	"internal/api":               {},
 	"internal/lint":              {},
+	"internal/group":             {"internal/clock"},
 	"internal/storage":           {"internal/record", "internal/clock"},
 	"internal/broker":            {"internal/storage", "internal/record", "internal/clock"},
 	"internal/kafka":             {"internal/broker", "internal/storage", "internal/record", "internal/clock"},
