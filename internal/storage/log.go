@@ -1,11 +1,11 @@
 // Package storage keeps partition logs on disk: segment files of Kafka v2
 // record batches stored as produced, sparse offset and time indexes, group
 // commit to stable storage, crash recovery that truncates torn tails, and
-// retention. It knows nothing about Kafka requests or topics; a Log is one
-// partition's ordered, durable sequence of batches.
+// retention and key-based compaction. It knows nothing about Kafka requests
+// or topics; a Log is one partition's ordered, durable sequence of batches.
 //
-// Lock order: Log.syncMu, then Log.mu, then Log.segMu, then segment.imu;
-// Log.recentMu and readahead.mu are leaves.
+// Lock order: Log.cleanMu, then Log.swapMu, then Log.syncMu, then Log.mu,
+// then Log.segMu, then segment.imu; Log.recentMu and readahead.mu are leaves.
 package storage
 
 import (
@@ -111,6 +111,20 @@ type Log struct {
 	onWrit  func(int64)
 	onDur   func(int64)
 	cfg     atomic.Pointer[Config]
+
+	// cleanMu makes compaction passes run one at a time.
+	cleanMu sync.Mutex
+	// swapMu is held by everything that renames or removes segment files
+	// while the log is open (the cleaner's swap, retention, DeleteRecords,
+	// truncation, Close), so file names and the segment list agree.
+	swapMu sync.Mutex
+	// cleanedTo is the cleaner checkpoint: the first offset no compaction
+	// pass has cleaned. Written under swapMu.
+	cleanedTo atomic.Int64
+	// swapHook, set only by tests, is called at each step of a compaction
+	// swap; returning true stops the swap there as a crash would (no
+	// clean-up), so tests can reopen the files left at that step.
+	swapHook func(step string) bool
 
 	syncMu sync.Mutex // one write-out and fsync round at a time
 
@@ -730,7 +744,11 @@ func (l *Log) seal(s *segment) error {
 	if err := datasync(s.f); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
-	return WriteFileAtomic(l.dir, indexName(s.base), s.encodeIndex())
+	if err := WriteFileAtomic(l.dir, indexName(s.base), s.encodeIndex()); err != nil {
+		return err
+	}
+	s.sealed.Store(true)
+	return nil
 }
 
 // Close syncs and closes the log, leaving a clean-shutdown marker so the
@@ -765,6 +783,10 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.bg.Wait()
 	l.ra.wait()
+	// A compaction swap in progress finishes first; one that starts later
+	// sees closing and gives up.
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	if err == nil && failed == nil && active != nil {
 		err = l.seal(active)
 		if err == nil {

@@ -294,7 +294,8 @@ func (l *Log) OffsetForTimestamp(ts int64, d *record.Decompressor) (TimestampOff
 }
 
 // scanForTimestamp walks batches from pos and, in the first whose max
-// timestamp reaches ts, finds the first record that does.
+// timestamp reaches ts, finds the first record that does. Batches emptied
+// by compaction hold no record to find.
 func scanForTimestamp(s *segment, pos, limit, ts, start int64, d *record.Decompressor) (TimestampOffset, error) {
 	var hdr [record.HeaderSize]byte
 	for pos < limit {
@@ -305,8 +306,10 @@ func scanForTimestamp(s *segment, pos, limit, ts, start int64, d *record.Decompr
 		if err != nil {
 			return TimestampOffset{}, err
 		}
-		if h.MaxTimestamp >= ts && h.LastOffset() >= start {
-			if h.LogAppendTime() {
+		if h.MaxTimestamp >= ts && h.LastOffset() >= start && h.NumRecords > 0 {
+			if h.LogAppendTime() && int64(h.NumRecords) == int64(h.LastOffsetDelta)+1 {
+				// Every offset of the batch holds a record, all stamped
+				// with the batch's time.
 				return TimestampOffset{Offset: max(h.BaseOffset, start), Timestamp: h.MaxTimestamp, Found: true}, nil
 			}
 			batch := make([]byte, h.Size())
@@ -316,7 +319,11 @@ func scanForTimestamp(s *segment, pos, limit, ts, start int64, d *record.Decompr
 			var res TimestampOffset
 			err := record.ForEachRecord(batch, d, func(h *record.Header, r *record.Record) error {
 				off := h.BaseOffset + int64(r.OffsetDelta)
-				if t := h.FirstTimestamp + r.TimestampDelta; t >= ts && off >= start {
+				t := h.FirstTimestamp + r.TimestampDelta
+				if h.LogAppendTime() {
+					t = h.MaxTimestamp
+				}
+				if t >= ts && off >= start {
 					res = TimestampOffset{Offset: off, Timestamp: t, Found: true}
 					return errStop
 				}

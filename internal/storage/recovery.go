@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,8 +20,13 @@ import (
 // any segment whose index is missing or damaged are scanned batch by batch,
 // checking CRCs and offsets, and cut at the first bad batch. A bad batch
 // before the last segment also drops every later segment, so the log is
-// always an unbroken prefix of what was written.
+// always an unbroken prefix of what was written. A compaction swap that a
+// crash interrupted is finished (or, if it never committed, its files are
+// dropped) before anything else.
 func (l *Log) recover() error {
+	if err := l.finishInterruptedSwap(); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("read dir: %w", err)
@@ -31,6 +37,8 @@ func (l *Log) recover() error {
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
 			os.Remove(filepath.Join(l.dir, name)) // an interrupted atomic write
+		case strings.HasSuffix(name, cleanedSuffix):
+			os.Remove(filepath.Join(l.dir, name)) // output of a compaction that never committed
 		default:
 			if b, ok := parseBase(name, segmentSuffix); ok {
 				bases = append(bases, b)
@@ -49,6 +57,7 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
+	cleanedTo := l.readCleanerCheckpoint()
 	cfg := l.cfg.Load()
 	now := l.clock.Now()
 
@@ -61,7 +70,15 @@ func (l *Log) recover() error {
 			l.removeSegmentFiles(bases[i:])
 			break
 		}
-		seg, err := l.openSegment(base, last && !clean, cfg)
+		// Batches never reach into the next segment; for compacted
+		// segments, whose offsets may jump, that bounds the jumps.
+		maxNext := int64(math.MaxInt64)
+		if !last {
+			maxNext = bases[i+1]
+		}
+		// Everything below the cleaner checkpoint was written by the
+		// cleaner, so a segment there whose index is lost may have gaps.
+		seg, err := l.openSegment(base, last && !clean, base < cleanedTo, maxNext, cfg)
 		if err != nil {
 			for _, s := range segs {
 				s.close()
@@ -74,6 +91,9 @@ func (l *Log) recover() error {
 			seg.close()
 			l.removeSegmentFiles([]int64{base})
 			continue
+		}
+		if !last {
+			seg.sealed.Store(true)
 		}
 		segs = append(segs, seg)
 	}
@@ -125,6 +145,15 @@ func (l *Log) recover() error {
 		start = l.leo
 	}
 	l.logStart.Store(start)
+	if cleanedTo > l.leo {
+		// Damage cut the log below the checkpoint: what is appended next
+		// has not been cleaned.
+		if err := l.writeCleanerCheckpoint(l.leo); err != nil {
+			return err
+		}
+		cleanedTo = l.leo
+	}
+	l.cleanedTo.Store(cleanedTo)
 	end := &boundary{next: l.leo, seg: active, pos: active.size.Load()}
 	l.visible.Store(end)
 	l.written.Store(end)
@@ -152,7 +181,9 @@ func (l *Log) resetTail() error {
 // openSegment opens one segment file and loads or rebuilds its index,
 // cutting the file at the first bad batch. If that breaks the chain of
 // offsets, the caller's continuity check drops the segments after it.
-func (l *Log) openSegment(base int64, mustScan bool, cfg *Config) (*segment, error) {
+// compacted says whether a scan must accept gaps between batches (the index,
+// when intact, says so itself); no batch may reach maxNext.
+func (l *Log) openSegment(base int64, mustScan, compacted bool, maxNext int64, cfg *Config) (*segment, error) {
 	path := filepath.Join(l.dir, segmentName(base))
 	f, err := os.OpenFile(path, os.O_RDWR, 0o644)
 	if err != nil {
@@ -174,10 +205,11 @@ func (l *Log) openSegment(base int64, mustScan bool, cfg *Config) (*segment, err
 		if err == nil {
 			return seg, nil
 		}
-		l.logger.Info("rebuilding segment index", "segment", base, "reason", err)
+		l.logger.Info("rebuilding segment index", "segment", base, "reason", err, "compacted", compacted)
 		seg.resetIndexes()
 	}
-	end, stopErr := scanSegment(seg, fileSize, cfg.IndexIntervalBytes)
+	seg.compacted = compacted
+	end, stopErr := scanSegment(seg, fileSize, cfg.IndexIntervalBytes, maxNext)
 	seg.size.Store(end)
 	if end < fileSize {
 		tail := make([]byte, min(fileSize-end, 4096))
@@ -213,8 +245,11 @@ var errTornTail = errors.New("file ends inside a batch")
 
 // scanSegment reads the segment from the start, checks every batch (frame,
 // CRC, consecutive offsets) and adds it to the in-memory index. It returns
-// the end of the valid prefix and, if it stopped early, why.
-func scanSegment(seg *segment, fileSize int64, interval int) (int64, error) {
+// the end of the valid prefix and, if it stopped early, why. In a compacted
+// segment a batch may start after the previous one ended (records were
+// removed), but offsets still increase, stay addressable from the segment
+// base and end at or before maxNext.
+func scanSegment(seg *segment, fileSize int64, interval int, maxNext int64) (int64, error) {
 	const chunk = 1 << 20
 	buf := make([]byte, 0, chunk)
 	var bufStart int64 // file position of buf[0]
@@ -258,14 +293,29 @@ func scanSegment(seg *segment, fileSize int64, interval int) (int64, error) {
 		if err != nil {
 			return pos, err
 		}
-		if h.BaseOffset != expect || h.LastOffsetDelta < 0 {
-			return pos, fmt.Errorf("%w: batch at %d has base offset %d, expected %d", record.ErrCorrupt, pos, h.BaseOffset, expect)
+		if !batchFollows(seg, &h, expect, maxNext) {
+			return pos, fmt.Errorf("%w: batch at %d has offsets [%d, +%d], expected %d (compacted %v)",
+				record.ErrCorrupt, pos, h.BaseOffset, h.LastOffsetDelta, expect, seg.compacted)
 		}
 		seg.track(&h, pos, interval)
 		expect = h.NextOffset()
 		pos += int64(size)
 	}
 	return pos, nil
+}
+
+// batchFollows reports whether a batch with header h may come next in seg
+// after offset expect.
+func batchFollows(seg *segment, h *record.Header, expect, maxNext int64) bool {
+	if h.LastOffsetDelta < 0 {
+		return false
+	}
+	if !seg.compacted {
+		return h.BaseOffset == expect
+	}
+	return h.BaseOffset >= expect && h.BaseOffset < maxNext &&
+		int64(h.LastOffsetDelta) < maxNext-h.BaseOffset &&
+		h.BaseOffset-seg.base <= math.MaxInt32-int64(h.LastOffsetDelta)
 }
 
 func (l *Log) removeSegmentFiles(bases []int64) {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 )
@@ -14,6 +15,8 @@ import (
 func (l *Log) ApplyRetention() (int, error) {
 	cfg := l.cfg.Load()
 	now := l.clock.Now()
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || l.failed != nil {
@@ -90,10 +93,17 @@ func (l *Log) undirtyLocked(s *segment) {
 // high watermark), durably, and deletes segments that fall entirely before
 // it. It returns the new log start offset.
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0, ErrClosed
+	}
+	if l.failed != nil {
+		// A failed compaction swap may have left file names that no
+		// longer match the segment list: touch nothing until a restart.
+		return 0, l.failed
 	}
 	hw := l.visible.Load().next
 	if offset < 0 || offset > hw {
@@ -125,6 +135,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 // watermark may go (readers bounded by it never see the cut). The high
 // watermark and durable offset are pulled back with the log end.
 func (l *Log) TruncateTo(next int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	if err := l.Sync(); err != nil { // nothing may stay buffered or unsealed
 		return err
 	}
@@ -165,7 +177,8 @@ func (l *Log) TruncateTo(next int64) error {
 	}
 	os.Remove(s.indexPath())
 	s.resetIndexes()
-	end, err := scanSegment(s, pos, cfg.IndexIntervalBytes)
+	s.sealed.Store(false) // it is the active segment again
+	end, err := scanSegment(s, pos, cfg.IndexIntervalBytes, math.MaxInt64)
 	if err != nil || end != pos {
 		return l.failLocked(fmt.Errorf("rescan truncated segment %d: %v", s.base, err))
 	}
@@ -181,6 +194,13 @@ func (l *Log) TruncateTo(next int64) error {
 		return l.failLocked(err)
 	}
 	l.leo = s.nextOffset()
+	if l.cleanedTo.Load() > l.leo {
+		// What is appended from here on has not been cleaned.
+		if err := l.writeCleanerCheckpoint(l.leo); err != nil {
+			return l.failLocked(err)
+		}
+		l.cleanedTo.Store(l.leo)
+	}
 	if l.durable > l.leo {
 		l.durable = l.leo
 	}

@@ -55,6 +55,14 @@ type segment struct {
 	// removed is set under Log.segMu (write) when the file is closed for
 	// good; holders of segMu (read) check it before touching the file.
 	removed bool
+	// compacted says the log cleaner wrote this segment: records were
+	// removed, so its batches may skip offsets. Set before the segment is
+	// shared (by the cleaner, or at load from the index or the cleaner
+	// checkpoint) and not changed after.
+	compacted bool
+	// sealed is set once the file is final: cut to its data, durable and
+	// indexed. Only sealed segments are compacted.
+	sealed atomic.Bool
 
 	// append state (Log.mu)
 	bytesSinceIndex int
@@ -205,13 +213,20 @@ func (s *segment) resetIndexes() {
 
 // Index file layout (all big endian), see docs/format/log.md:
 //
-//	magic "WIDX" | version u32 | base i64 | size i64 | next i64 | maxTS i64 |
-//	maxTSOffset i64 | nOffsets u32 | nTimes u32 | nEpochs u32 |
-//	offsets (rel u32, pos u32)... | times (ts i64, rel u32)... |
-//	epochs (epoch i32, start i64)... | crc32c u32
+//	magic "WIDX" | version u32 | flags u32 (version 2 only) | base i64 |
+//	size i64 | next i64 | maxTS i64 | maxTSOffset i64 | nOffsets u32 |
+//	nTimes u32 | nEpochs u32 | offsets (rel u32, pos u32)... |
+//	times (ts i64, rel u32)... | epochs (epoch i32, start i64)... | crc32c u32
+//
+// Version 1 (no flags) is still read; version 2 is written.
 const (
 	indexMagic   = "WIDX"
-	indexVersion = 1
+	indexVersion = 2
+
+	// indexFlagCompacted marks a segment written by the log cleaner, whose
+	// batches may skip offsets.
+	indexFlagCompacted = 1 << 0
+	indexKnownFlags    = indexFlagCompacted
 )
 
 func (s *segment) encodeIndex() []byte {
@@ -221,6 +236,11 @@ func (s *segment) encodeIndex() []byte {
 	b := make([]byte, 0, 64+8*len(s.offsets)+12*len(s.times)+12*len(s.epochs))
 	b = append(b, indexMagic...)
 	b = be.AppendUint32(b, indexVersion)
+	var flags uint32
+	if s.compacted {
+		flags |= indexFlagCompacted
+	}
+	b = be.AppendUint32(b, flags)
 	b = be.AppendUint64(b, uint64(s.base))
 	b = be.AppendUint64(b, uint64(s.size.Load()))
 	b = be.AppendUint64(b, uint64(s.next))
@@ -257,10 +277,25 @@ func (s *segment) loadIndex(fileSize int64) error {
 	}
 	be := binary.BigEndian
 	const fixed = 4 + 4 + 8*5 + 4*3
-	if len(data) < fixed || string(data[:4]) != indexMagic || be.Uint32(data[4:]) != indexVersion {
+	if len(data) < fixed || string(data[:4]) != indexMagic {
 		return fmt.Errorf("%w: header", errBadIndex)
 	}
+	var flags uint32
 	d := data[8:]
+	switch be.Uint32(data[4:]) {
+	case 1:
+	case 2:
+		if len(data) < fixed+4 {
+			return fmt.Errorf("%w: header", errBadIndex)
+		}
+		flags = be.Uint32(d)
+		d = d[4:]
+		if flags&^indexKnownFlags != 0 {
+			return fmt.Errorf("%w: unknown flags %#x", errBadIndex, flags)
+		}
+	default:
+		return fmt.Errorf("%w: version %d", errBadIndex, be.Uint32(data[4:]))
+	}
 	base := int64(be.Uint64(d))
 	size := int64(be.Uint64(d[8:]))
 	next := int64(be.Uint64(d[16:]))
@@ -297,6 +332,7 @@ func (s *segment) loadIndex(fileSize int64) error {
 	s.next, s.maxTS, s.maxTSOffset = next, maxTS, maxTSOff
 	s.imu.Unlock()
 	s.size.Store(size)
+	s.compacted = flags&indexFlagCompacted != 0
 	if len(times) > 0 {
 		s.lastTimeIndexed = times[len(times)-1].ts
 	}
