@@ -27,7 +27,7 @@ go build -o "$WORK/weir" ./cmd/weir
 KPORT=$(free_port); HPORT=$(free_port)
 # Groups rebalance at once in tests (no initial delay), as in Kafka's test setups.
 "$WORK/weir" serve --data-dir "$WORK/data" --kafka-addr "127.0.0.1:$KPORT" --http-addr "127.0.0.1:$HPORT" \
-  --log-level warn >"$WORK/server.log" 2>&1 &
+  --group-initial-rebalance-delay 0 --log-level warn >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 200); do
   curl -sf "http://127.0.0.1:$HPORT/readyz" >/dev/null && break

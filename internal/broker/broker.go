@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/internal/clock"
+	"github.com/weir-dev/weir/internal/group"
 	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/storage"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// Partitions of the internal topics, fixed at their creation.
 	OffsetsTopicPartitions     int32 // __consumer_offsets (Kafka: 50)
 	TransactionTopicPartitions int32 // __transaction_state (Kafka: 50)
+	// GroupInitialRebalanceDelay is Kafka's
+	// group.initial.rebalance.delay.ms.
+	GroupInitialRebalanceDelay time.Duration
 }
 
 // Broker is a node's partition manager.
@@ -65,7 +69,8 @@ type Broker struct {
 	nextPID  int64 // next producer id to hand out
 	pidLimit int64 // end of the durably reserved block
 
-	txn *TxnCoordinator
+	txn    *TxnCoordinator
+	groups *group.Manager
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -196,14 +201,18 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 // startCoordinators creates the internal topics on first start and loads
 // the transaction coordinator's state from them.
 func (b *Broker) startCoordinators() error {
-	if _, err := b.ensureInternalTopic(OffsetsTopic, b.cfg.OffsetsTopicPartitions); err != nil {
+	ot, err := b.ensureInternalTopic(OffsetsTopic, b.cfg.OffsetsTopicPartitions)
+	if err != nil {
 		return fmt.Errorf("create %s: %w", OffsetsTopic, err)
+	}
+	if err := b.startGroups(ot); err != nil {
+		return fmt.Errorf("load consumer groups: %w", err)
 	}
 	tt, err := b.ensureInternalTopic(TransactionTopic, b.cfg.TransactionTopicPartitions)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", TransactionTopic, err)
 	}
-	b.txn = &TxnCoordinator{b: b, topic: tt, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
+	b.txn = &TxnCoordinator{b: b, topic: tt, groups: b.groups, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
 	if err := b.txn.load(); err != nil {
 		return fmt.Errorf("load transactions: %w", err)
 	}
@@ -357,6 +366,9 @@ func (b *Broker) RunMaintenance() {
 	if b.txn != nil {
 		b.txn.expire()
 	}
+	if b.groups != nil {
+		b.groups.ExpireOffsets()
+	}
 	expireBefore := b.clock.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions() {
@@ -399,6 +411,9 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	b.wg.Wait()
+	if b.groups != nil {
+		b.groups.Close()
+	}
 	return b.closeAll()
 }
 

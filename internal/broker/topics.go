@@ -186,6 +186,9 @@ func (b *Broker) DeleteTopic(name string) error {
 	// The metadata no longer names the topic, so a crash from here on
 	// leaves stray directories that the next start removes.
 	b.removeTopicDirs(name, int32(len(parts)))
+	if b.groups != nil {
+		b.groups.DropTopic(name)
+	}
 	b.logger.Info("deleted topic", "topic", name)
 	return nil
 }

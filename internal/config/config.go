@@ -34,6 +34,10 @@ type Config struct {
 	MaintenanceInterval time.Duration
 	ShutdownTimeout     time.Duration
 	SyncWorkers         int
+	// GroupInitialRebalanceDelay holds a new group's first rebalance so
+	// that members starting together join one generation (Kafka's
+	// group.initial.rebalance.delay.ms).
+	GroupInitialRebalanceDelay time.Duration
 	// TopicDefaults overrides built-in topic config defaults (e.g.
 	// retention.ms) for every topic.
 	TopicDefaults map[string]string
@@ -55,6 +59,8 @@ func Default() Config {
 		ShutdownTimeout:     30 * time.Second,
 		SyncWorkers:         4,
 		TopicDefaults:       map[string]string{},
+
+		GroupInitialRebalanceDelay: 3 * time.Second,
 	}
 }
 
@@ -160,6 +166,7 @@ func Settings() []Setting {
 		durations("maintenance-interval", "how often retention and housekeeping run", func(c *Config) *time.Duration { return &c.MaintenanceInterval }),
 		durations("shutdown-timeout", "how long shutdown waits for in-flight requests", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		ints("sync-workers", "goroutines issuing fsyncs for partitions in parallel", func(c *Config) *int { return &c.SyncWorkers }),
+		durations("group-initial-rebalance-delay", "how long a new consumer group waits for more members before its first rebalance", func(c *Config) *time.Duration { return &c.GroupInitialRebalanceDelay }),
 		{Key: "topic-defaults", Kind: "map", Usage: "topic config defaults for every topic, as name=value[,name=value]",
 			get: func(c *Config) string { return formatMap(c.TopicDefaults) },
 			set: func(c *Config, v string) error {
@@ -316,6 +323,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		bad("group-initial-rebalance-delay must not be negative, got %s", c.GroupInitialRebalanceDelay)
 	}
 	if c.SyncWorkers < 1 || c.SyncWorkers > 256 {
 		bad("sync-workers must be between 1 and 256, got %d", c.SyncWorkers)

@@ -97,6 +97,7 @@ type memStore struct {
 	ops         []storeOp
 	failGroup   error
 	failOffsets error
+	txnOps      []txnOp
 }
 
 type storeOp struct {
@@ -120,6 +121,23 @@ func (s *memStore) SaveGroup(group string, v *kmsg.GroupMetadataValue) error {
 	}
 	s.ops = append(s.ops, op)
 	return nil
+}
+
+func (s *memStore) SaveTxnOffsets(group string, producerID int64, producerEpoch int16, offsets []OffsetRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failOffsets != nil {
+		return s.failOffsets
+	}
+	s.txnOps = append(s.txnOps, txnOp{group: group, producerID: producerID, offsets: offsets})
+	return nil
+}
+
+// txnOp is a persisted TxnOffsetCommit, replayed with LoadTxnOffset.
+type txnOp struct {
+	group      string
+	producerID int64
+	offsets    []OffsetRecord
 }
 
 func (s *memStore) SaveOffsets(group string, offsets []OffsetRecord) error {

@@ -102,3 +102,39 @@ func (m *Manager) LoadOffset(group string, r OffsetRecord) {
 		m.removeLocked(g)
 	}
 }
+
+// LoadTxnOffset replays one offset record a transaction wrote (a
+// transactional batch in __consumer_offsets): it is staged for producerID
+// until LoadTxnEnd settles it.
+func (m *Manager) LoadTxnOffset(group string, producerID int64, r OffsetRecord) {
+	g, _, err := m.acquire(group, true)
+	if err != nil || g == nil {
+		return
+	}
+	defer g.mu.Unlock()
+	g.stageTxnOffset(producerID, r)
+}
+
+// LoadTxnEnd replays a transaction marker of producerID: its staged offsets
+// in every group become committed (commit) or are dropped (abort), without
+// writing anything (the marker already made them durable).
+func (m *Manager) LoadTxnEnd(producerID int64, commit bool) {
+	for _, g := range m.snapshot() {
+		g.mu.Lock()
+		if staged, ok := g.txn[producerID]; ok && !g.removed {
+			if commit {
+				for tp, o := range staged {
+					if cur, ok := g.offsets[tp]; ok && cur.seq > o.seq {
+						continue
+					}
+					g.applyOffset(o.record(tp))
+				}
+			}
+			delete(g.txn, producerID)
+			if g.vacant() {
+				m.removeLocked(g)
+			}
+		}
+		g.mu.Unlock()
+	}
+}

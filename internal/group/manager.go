@@ -49,6 +49,11 @@ type OffsetRecord struct {
 type Store interface {
 	SaveGroup(group string, v *kmsg.GroupMetadataValue) error // nil v: the group is gone (tombstone)
 	SaveOffsets(group string, offsets []OffsetRecord) error
+	// SaveTxnOffsets persists offsets staged by a transaction
+	// (TxnOffsetCommit) as the producer's transactional records, which the
+	// transaction's commit or abort marker settles, so staged offsets
+	// survive a restart between TxnOffsetCommit and EndTxn.
+	SaveTxnOffsets(group string, producerID int64, producerEpoch int16, offsets []OffsetRecord) error
 }
 
 const (

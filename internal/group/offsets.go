@@ -456,9 +456,9 @@ func (g *group) delete() error {
 	return nil
 }
 
-// CommitTxnOffsets handles TxnOffsetCommit v0-v4: the offsets are staged
-// for the producer until CompleteTxn commits or aborts its transaction.
-// They are held in memory only (see CompleteTxn). known is as for
+// CommitTxnOffsets handles TxnOffsetCommit v0-v4: the offsets are
+// persisted as the producer's transactional records and staged until
+// CompleteTxn commits or aborts its transaction. known is as for
 // CommitOffsets.
 func (m *Manager) CommitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, known func(string, int32) bool) *kmsg.TxnOffsetCommitResponse {
 	if known == nil {
@@ -521,6 +521,8 @@ func (m *Manager) CommitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, known func(
 		return resp
 	}
 	now := m.nowMs()
+	var accepted []commitSlot
+	var records []OffsetRecord
 	for _, s := range slots {
 		md := ""
 		if s.metadata != nil {
@@ -530,16 +532,21 @@ func (m *Manager) CommitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, known func(
 			*s.code = kerr.OffsetMetadataTooLarge.Code
 			continue
 		}
-		staged := g.txn[req.ProducerID]
-		if staged == nil {
-			staged = make(map[topicPartition]committedOffset)
-			g.txn[req.ProducerID] = staged
+		accepted = append(accepted, s)
+		records = append(records, OffsetRecord{Topic: s.tp.topic, Partition: s.tp.partition, Offset: s.offset,
+			LeaderEpoch: s.leaderEpoch, Metadata: md, CommitTime: now, ExpireTime: -1})
+	}
+	if len(records) > 0 {
+		if err := m.store.SaveTxnOffsets(g.name, req.ProducerID, req.ProducerEpoch, records); err != nil {
+			m.log.Warn("persist transactional offsets", "group", g.name, "producer_id", req.ProducerID, "err", err)
+			for _, s := range accepted {
+				*s.code = kerr.CoordinatorNotAvailable.Code
+			}
+			records = nil
 		}
-		g.commitSeq++
-		staged[s.tp] = committedOffset{
-			offset: s.offset, leaderEpoch: s.leaderEpoch, metadata: md,
-			commitTime: now, expireTime: -1, seq: g.commitSeq,
-		}
+	}
+	for _, r := range records {
+		g.stageTxnOffset(req.ProducerID, r)
 	}
 	if created && g.vacant() {
 		m.removeLocked(g)
@@ -547,12 +554,24 @@ func (m *Manager) CommitTxnOffsets(req *kmsg.TxnOffsetCommitRequest, known func(
 	return resp
 }
 
+// stageTxnOffset holds an offset of producerID's open transaction.
+func (g *group) stageTxnOffset(producerID int64, r OffsetRecord) {
+	staged := g.txn[producerID]
+	if staged == nil {
+		staged = make(map[topicPartition]committedOffset)
+		g.txn[producerID] = staged
+	}
+	g.commitSeq++
+	staged[topicPartition{r.Topic, r.Partition}] = committedOffset{
+		offset: r.Offset, leaderEpoch: r.LeaderEpoch, metadata: r.Metadata,
+		commitTime: r.CommitTime, expireTime: r.ExpireTime, seq: g.commitSeq,
+	}
+}
+
 // CompleteTxn ends a producer's transaction for a group: on commit its
-// staged offsets are persisted and become committed (unless a plain commit
-// made after them replaced them meanwhile); on abort they are dropped. On
-// error nothing changes and the caller retries. Staged offsets are not
-// durable: the transaction coordinator must not report a transaction as
-// committed before CompleteTxn has returned nil for each of its groups.
+// staged offsets are persisted as plain commits and become committed
+// (unless a plain commit made after them replaced them meanwhile); on abort
+// they are dropped. On error nothing changes and the caller retries.
 func (m *Manager) CompleteTxn(group string, producerID int64, commit bool) error {
 	g, _, err := m.acquire(group, false)
 	if err != nil {

@@ -359,3 +359,47 @@ func TestCommitOffsetVersions(t *testing.T) {
 		t.Fatalf("v6 record %+v, want %+v", op.offsets[0], want)
 	}
 }
+
+// Staged transactional offsets are persisted when staged, and a replay of
+// them plus the transaction's marker gives the same committed offsets.
+func TestTxnOffsetsReplay(t *testing.T) {
+	h := newHarness(t)
+	wantCodes(t, "stage", txnCodes(h.m.CommitTxnOffsets(txnReq("g", 7, 10, 20), allKnown)), nil, nil)
+	h.store.mu.Lock()
+	ops := append([]txnOp(nil), h.store.txnOps...)
+	h.store.mu.Unlock()
+	if len(ops) != 1 || ops[0].producerID != 7 || len(ops[0].offsets) != 2 {
+		t.Fatalf("persisted %+v", ops)
+	}
+	for _, commit := range []bool{true, false} {
+		m := NewManager(h.m.cfg, &memStore{}, h.clk, nil)
+		for _, op := range ops {
+			for _, r := range op.offsets {
+				m.LoadTxnOffset(op.group, op.producerID, r)
+			}
+		}
+		if !m.HasPendingTxnOffsets("g", "t", 0) {
+			t.Fatal("replayed offsets not staged")
+		}
+		m.LoadTxnEnd(7, commit)
+		got := m.Committed("g")
+		if commit && (got["t"][0] != 10 || got["t"][1] != 20) {
+			t.Fatalf("after commit marker: %v", got)
+		}
+		if !commit && len(got) != 0 {
+			t.Fatalf("after abort marker: %v", got)
+		}
+		if m.HasPendingTxnOffsets("g", "t", 0) {
+			t.Fatal("still pending after the marker")
+		}
+		m.Close()
+	}
+	// A failed write stages nothing.
+	h.store.mu.Lock()
+	h.store.failOffsets = errDisk
+	h.store.mu.Unlock()
+	codes := txnCodes(h.m.CommitTxnOffsets(txnReq("g2", 8, 5), allKnown))
+	if codes[0] != kerr.CoordinatorNotAvailable.Code || h.m.HasPendingTxnOffsets("g2", "t", 0) {
+		t.Fatalf("failed persist: codes %v", codes)
+	}
+}

@@ -30,6 +30,7 @@ func TestFailedCommitChangesNothing(t *testing.T) {
 	wantCodes(t, "too large", commitCodes(h.m.CommitOffsets(commitReq("g", "", -1, 10), allKnown)), kerr.InvalidCommitOffsetSize)
 
 	// Deletions and transactions fail the same way.
+	h.store.fail(nil, nil)
 	h.m.CommitTxnOffsets(txnReq("g", 7, 30), allKnown)
 	h.store.fail(errDisk, errDisk)
 	if err := h.m.CompleteTxn("g", 7, true); err == nil {

@@ -45,16 +45,27 @@ func newAPITable() *apiTable {
 	add(20, 0, 6, handleDeleteTopics)
 	add(21, 0, 2, handleDeleteRecords)
 	add(22, 0, 4, handleInitProducerID)
+	add(8, 0, 9, handleOffsetCommit)
+	add(9, 0, 9, handleOffsetFetch)
 	add(10, 0, 4, handleFindCoordinator)
+	add(11, 0, 9, handleJoinGroup)
+	add(12, 0, 4, handleHeartbeat)
+	add(13, 0, 5, handleLeaveGroup)
+	add(14, 0, 5, handleSyncGroup)
+	add(15, 0, 5, handleDescribeGroups)
+	add(16, 0, 5, handleListGroups)
 	add(23, 0, 4, handleOffsetForLeaderEpoch)
 	add(24, 0, 3, handleAddPartitionsToTxn)
 	add(25, 0, 3, handleAddOffsetsToTxn)
 	add(26, 0, 3, handleEndTxn)
+	add(28, 0, 3, handleTxnOffsetCommit)
 	add(32, 0, 4, handleDescribeConfigs)
 	add(33, 0, 2, handleAlterConfigs)
 	add(35, 1, 4, handleDescribeLogDirs)
 	add(37, 0, 3, handleCreatePartitions)
+	add(42, 0, 2, handleDeleteGroups)
 	add(44, 0, 1, handleIncrementalAlterConfigs)
+	add(47, 0, 0, handleOffsetDelete)
 	add(60, 0, 2, handleDescribeCluster)
 	add(61, 0, 0, handleDescribeProducers)
 	add(65, 0, 0, handleDescribeTransactions)
@@ -135,6 +146,8 @@ var errorCodes = []struct {
 	{broker.ErrConcurrentTxns, kerr.ConcurrentTransactions},
 	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 }
+
+var unknownTopicCode = kerr.UnknownTopicOrPartition.Code
 
 // errorMessage is the human part of err for responses that carry one.
 func errorMessage(err error) *string {

@@ -133,6 +133,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetNoDelay(true)
 		}
 		c := &conn{s: s, nc: nc, queue: make(chan *pending, s.cfg.MaxInflight)}
+		c.ctx, c.cancel = context.WithCancel(context.Background())
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -198,8 +199,12 @@ type connWriter struct {
 }
 
 type conn struct {
-	s        *Server
-	nc       net.Conn
+	s  *Server
+	nc net.Conn
+	// ctx ends when the connection's reader stops (the client went away
+	// or the server shuts down), releasing group calls that wait.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	queue    chan *pending
 	clientID string
 	// produceFrame is reused for Produce requests, the large and frequent
@@ -228,6 +233,7 @@ func (c *conn) frameFor(br *bufio.Reader, size int) []byte {
 func (c *conn) readLoop() {
 	defer c.s.wg.Done()
 	defer close(c.queue)
+	defer c.cancel()
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {

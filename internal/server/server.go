@@ -69,6 +69,8 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		TopicDefaults:            cfg.TopicDefaults,
 		MaintenanceInterval:      cfg.MaintenanceInterval,
 		SyncWorkers:              cfg.SyncWorkers,
+
+		GroupInitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
 	}, o.clock, o.logger)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ func Start(t testing.TB, edit func(*config.Config)) *Node {
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.GroupInitialRebalanceDelay = 0 // tests start their members together anyway
 	if edit != nil {
 		edit(&cfg)
 	}
