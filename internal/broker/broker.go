@@ -377,6 +377,9 @@ func (b *Broker) RunMaintenance() {
 			} else if n > 0 {
 				b.logger.Info("retention deleted segments", "partition", p.name(), "segments", n, "log_start_offset", p.LogStartOffset())
 			}
+			if t.settings.Load().compact {
+				p.compact()
+			}
 			p.expireProducers(expireBefore)
 			if err := p.snapshotProducers(false); err != nil {
 				b.logger.Warn("producer state snapshot", "partition", p.name(), "err", err)

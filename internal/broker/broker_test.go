@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,5 +284,59 @@ func TestTimestampBounds(t *testing.T) {
 	off, ts, found, err := p.OffsetForTimestamp(clk.Now().UnixMilli())
 	if err != nil || !found || off != 0 || ts != clk.Now().UnixMilli() {
 		t.Fatalf("lookup: %d %d %v %v", off, ts, found, err)
+	}
+}
+
+func TestCompactionThroughMaintenance(t *testing.T) {
+	clk := clock.NewFake(time.UnixMilli(1_700_000_000_000))
+	b := openBroker(t, t.TempDir(), clk)
+	defer b.Close()
+	topic, err := b.CreateTopic(TopicSpec{Name: "kv", Partitions: 1, ReplicationFactor: 1,
+		Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "1024", "retention.ms": "1"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := topic.Partition(0)
+	// 10 keys, each written 20 times; the last value of key k is "k-19".
+	for round := range 20 {
+		for k := range 10 {
+			batch, _ := record.Build(record.BatchOptions{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, FirstTimestamp: clk.Now().UnixMilli()},
+				[]record.Record{{Key: []byte(fmt.Sprint(k)), Value: []byte(fmt.Sprintf("%d-%d", k, round))}})
+			produce(t, p, batch)
+		}
+	}
+	clk.Advance(time.Hour) // retention.ms=1 must not delete a compact-only topic
+	b.RunMaintenance()
+	latest := map[string]string{}
+	count := 0
+	off := p.LogStartOffset()
+	for off < p.HighWatermark() {
+		rr, err := p.Read(nil, off, 1<<20, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rr.Batches) == 0 {
+			break
+		}
+		for b := rr.Batches; len(b) > 0; b = b[record.PeekSize(b):] {
+			record.ForEachRecord(b[:record.PeekSize(b)], nil, func(h *record.Header, r *record.Record) error {
+				latest[string(r.Key)] = string(r.Value)
+				count++
+				return nil
+			})
+			off = record.PeekLastOffset(b) + 1
+		}
+	}
+	if p.LogStartOffset() != 0 {
+		t.Fatalf("retention deleted data of a compact-only topic: start %d", p.LogStartOffset())
+	}
+	for k := range 10 {
+		if v := latest[fmt.Sprint(k)]; v != fmt.Sprintf("%d-19", k) {
+			t.Fatalf("key %d = %q", k, v)
+		}
+	}
+	// Only the active segment's records may still repeat keys.
+	if count >= 200 {
+		t.Fatalf("nothing was compacted: %d records left", count)
 	}
 }

@@ -51,6 +51,8 @@ type settings struct {
 	maxMessageBytes int
 	logAppendTime   bool
 	compact         bool
+	deleteRetention time.Duration // delete.retention.ms: how long tombstones stay
+	cleanableRatio  float64       // min.cleanable.dirty.ratio
 	maxTSBefore     int64 // ms a CreateTime may lie in the past; MaxInt64 = any
 	maxTSAfter      int64 // ms a CreateTime may lie in the future
 }
@@ -118,7 +120,7 @@ const maxLong = math.MaxInt64
 // Unknown names are rejected, as Kafka does.
 var topicConfigDefs = []ConfigDef{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", check: cleanupPolicy,
-		Doc: "delete: segments are removed by retention. compact: accepted and reported; key-based compaction is not performed yet, so nothing is removed by it."},
+		Doc: "delete: old segments are removed by retention.ms/retention.bytes. compact: the latest record per key is kept (records need keys), tombstones go after delete.retention.ms. Both may be set."},
 	{Name: "compression.type", Type: TypeString, Default: "producer", check: compressionType,
 		Doc: "Batches are stored exactly as the producer compressed them (producer)."},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", check: longRange(0, maxLong),
@@ -138,11 +140,11 @@ var topicConfigDefs = []ConfigDef{
 	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(maxLong, 10), check: longRange(0, maxLong),
 		Doc: "How far in the future a CreateTime timestamp may be."},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5", check: ratio,
-		Doc: "Compaction setting; accepted for compatibility."},
+		Doc: "A compacted partition is cleaned when the share of its cleanable bytes written since the last cleaning reaches this."},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", check: longRange(0, maxLong),
-		Doc: "Compaction setting; accepted for compatibility."},
+		Doc: "Accepted for compatibility; not applied yet (records become cleanable once their segment is sealed)."},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(maxLong, 10), check: longRange(1, maxLong),
-		Doc: "Compaction setting; accepted for compatibility."},
+		Doc: "Accepted for compatibility; not applied yet (cleaning follows min.cleanable.dirty.ratio)."},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", check: longRange(1, math.MaxInt32),
 		Doc: "Replicas that must have a write for acks=all. A single node always has one."},
 	{Name: "preallocate", Type: TypeBoolean, Default: "false", check: boolean,
@@ -241,6 +243,13 @@ func (c configLookup) resolve() settings {
 	s.logAppendTime = v == "LogAppendTime"
 	v, _ = c.get("cleanup.policy")
 	s.compact = strings.Contains(v, "compact")
+	if !strings.Contains(v, "delete") {
+		// compact alone: the latest value per key stays for good.
+		s.log.RetentionAge, s.log.RetentionBytes = -1, -1
+	}
+	s.deleteRetention = msDuration(c.long("delete.retention.ms"))
+	ratio, _ := c.get("min.cleanable.dirty.ratio")
+	s.cleanableRatio, _ = strconv.ParseFloat(ratio, 64)
 	s.maxTSBefore = c.long("message.timestamp.before.max.ms")
 	s.maxTSAfter = c.long("message.timestamp.after.max.ms")
 	return s

@@ -603,6 +603,58 @@ func (p *Partition) expireProducers(before int64) {
 	p.aborted = keep
 }
 
+// compact cleans the partition (latest record per key) when enough of it
+// was written since the last pass, never touching data above the last
+// stable offset. Aborted transactional records go; each producer's last
+// batch stays (empty if need be) so sequence state survives a restart.
+func (p *Partition) compact() {
+	set := p.topic.settings.Load()
+	upTo := p.LastStableOffset()
+	if p.log.DirtyRatio(upTo) < set.cleanableRatio {
+		return
+	}
+	stats, err := p.log.Compact(storage.CompactOptions{
+		UpTo:            upTo,
+		DeleteRetention: set.deleteRetention,
+		Aborted:         p.isAborted,
+		RetainBatch:     p.isProducersLastBatch,
+		Decompressor:    p.b.decomp,
+	})
+	switch {
+	case errors.Is(err, storage.ErrCompactConflict):
+	case err != nil:
+		p.b.logger.Error("compaction", "partition", p.name(), "err", err)
+	case stats.RecordsRemoved > 0 || stats.SegmentsMerged() > 0:
+		p.b.logger.Info("compacted", "partition", p.name(), "records_removed", stats.RecordsRemoved,
+			"tombstones_removed", stats.TombstonesRemoved, "bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter)
+	}
+}
+
+// isAborted reports whether a transactional batch at offset belongs to an
+// aborted transaction of producer pid.
+func (p *Partition) isAborted(pid, offset int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.aborted {
+		if a.ProducerID == pid && a.FirstOffset <= offset && offset <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
+// isProducersLastBatch reports whether h is the newest batch of a producer
+// the partition still tracks.
+func (p *Partition) isProducersLastBatch(h *record.Header) bool {
+	if !h.Idempotent() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.producers[h.ProducerID]
+	return st != nil && len(st.batches) > 0 && st.batches[len(st.batches)-1].baseOffset == h.BaseOffset
+}
+
 // markDeleted stops producer-state snapshots for good, waiting for one in
 // progress; the topic's directory is about to go.
 func (p *Partition) markDeleted() {
