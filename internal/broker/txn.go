@@ -347,34 +347,89 @@ func (c *TxnCoordinator) verify(pid int64, epoch int16, topic string, partition 
 // EndTxn commits or aborts id's transaction: the decision is made durable
 // (Prepare*), markers go to every partition, staged group offsets are
 // applied or dropped, and the completion is recorded.
-func (c *TxnCoordinator) EndTxn(id string, pid int64, epoch int16, commit bool) error {
+//
+// With bump (KIP-890 part 2, EndTxn v5+) every EndTxn moves the producer to
+// a new epoch, written into the markers so that a late produce of the
+// ended transaction is fenced; the new id and epoch are returned. Aborting
+// when nothing is open is then legal and also bumps.
+func (c *TxnCoordinator) EndTxn(id string, pid int64, epoch int16, commit, bump bool) (int64, int16, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if m := c.txns[id]; bump && m != nil && m.pid == pid && epoch == m.epoch-1 &&
+		(m.state == txnCompleteCommit && commit || m.state == txnCompleteAbort && !commit) {
+		return m.pid, m.epoch, nil // a retry of the EndTxn that bumped us here
+	}
 	m, err := c.lookupLocked(id, pid, epoch)
 	if err != nil {
-		return err
+		return -1, -1, err
 	}
 	switch {
-	case m.state == txnCompleteCommit && commit, m.state == txnCompleteAbort && !commit:
-		return nil // a retry of a finished EndTxn
+	case !bump && (m.state == txnCompleteCommit && commit || m.state == txnCompleteAbort && !commit):
+		return m.pid, m.epoch, nil // a retry of a finished EndTxn
 	case m.state == txnEmpty || m.state == txnCompleteCommit || m.state == txnCompleteAbort:
-		if !commit {
-			return nil // aborting nothing is fine
+		if commit {
+			return -1, -1, fmt.Errorf("%w: %q has no open transaction to commit", ErrInvalidTxnState, id)
 		}
-		return fmt.Errorf("%w: %q has no open transaction to commit", ErrInvalidTxnState, id)
+		if !bump {
+			return m.pid, m.epoch, nil // aborting nothing is fine
+		}
 	case m.state != txnOngoing:
-		return fmt.Errorf("%w: %q is in state %v", ErrInvalidTxnState, id, m.state)
+		return -1, -1, fmt.Errorf("%w: %q is in state %v", ErrInvalidTxnState, id, m.state)
 	}
 	prep := *m
 	prep.state, prep.updated = txnPrepareAbort, c.now()
 	if commit {
 		prep.state = txnPrepareCommit
 	}
+	if bump {
+		if err := c.bumpEpochLocked(&prep); err != nil {
+			return -1, -1, err
+		}
+	}
 	if err := c.save(&prep); err != nil {
-		return err
+		return -1, -1, err
 	}
 	c.install(m, &prep)
-	return c.finishLocked(&prep, commit)
+	if err := c.finishLocked(&prep, commit); err != nil {
+		return -1, -1, err
+	}
+	done := c.txns[id]
+	return done.pid, done.epoch, nil
+}
+
+// bumpEpochLocked moves m to the next epoch of its producer id, or to a new
+// producer id when the epochs are used up.
+func (c *TxnCoordinator) bumpEpochLocked(m *txnMeta) error {
+	if m.epoch < 32766 {
+		m.epoch++
+		return nil
+	}
+	pid, err := c.b.InitProducerID()
+	if err != nil {
+		return err
+	}
+	m.pid, m.epoch = pid, 0
+	return nil
+}
+
+// AddPartitionImplicit adds a partition to the open transaction of the
+// producer that writes to it (Produce v12+, KIP-890 part 2), opening the
+// transaction if needed.
+func (c *TxnCoordinator) AddPartitionImplicit(pid int64, epoch int16, topic string, partition int32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.byPID[pid]
+	if m == nil {
+		return fmt.Errorf("%w: producer %d has no transactional id", ErrInvalidProducerMap, pid)
+	}
+	m, err := c.lookupLocked(m.id, pid, epoch)
+	if err != nil {
+		return err
+	}
+	if m.partitions[TopicPartition{topic, partition}] && m.state == txnOngoing {
+		return nil
+	}
+	return c.addLocked(m, []TopicPartition{{topic, partition}}, "")
 }
 
 // finishLocked writes the markers of a prepared transaction and records it

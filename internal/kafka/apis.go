@@ -36,7 +36,7 @@ func newAPITable() *apiTable {
 	// Versions: from the oldest that clients still in use send (kafka-go's
 	// ApiVersions v0 and Metadata v1, sarama's Produce v3) to the newest
 	// whose semantics are implemented here.
-	add(0, 3, 11, handleProduce)
+	add(0, 3, 12, handleProduce)
 	add(1, 4, 16, handleFetch)
 	add(2, 1, 8, handleListOffsets)
 	add(3, 0, 12, handleMetadata)
@@ -57,8 +57,8 @@ func newAPITable() *apiTable {
 	add(23, 0, 4, handleOffsetForLeaderEpoch)
 	add(24, 0, 3, handleAddPartitionsToTxn)
 	add(25, 0, 3, handleAddOffsetsToTxn)
-	add(26, 0, 3, handleEndTxn)
-	add(28, 0, 3, handleTxnOffsetCommit)
+	add(26, 0, 5, handleEndTxn)
+	add(28, 0, 5, handleTxnOffsetCommit)
 	add(32, 0, 4, handleDescribeConfigs)
 	add(33, 0, 2, handleAlterConfigs)
 	add(35, 1, 4, handleDescribeLogDirs)
@@ -85,9 +85,18 @@ func (t *apiTable) lookup(key, version int16) (*api, bool) {
 	return a, true
 }
 
+// transactionVersion is the level of Kafka's transaction.version feature
+// Weir runs: 2 is KIP-890 part 2 (Produce v12 and TxnOffsetCommit v5 add
+// partitions and groups implicitly; EndTxn v5 bumps the epoch). Clients
+// that predate it use the classic flow, which stays supported.
+const transactionVersion = 2
+
 func (s *Server) apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(version)
+	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "transaction.version", MinVersion: 0, MaxVersion: transactionVersion}}
+	resp.FinalizedFeaturesEpoch = 1
+	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: transactionVersion, MaxVersionLevel: transactionVersion}}
 	for _, a := range s.apis.list {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max

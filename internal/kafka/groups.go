@@ -118,7 +118,16 @@ func handleDeleteGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 func handleTxnOffsetCommit(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.TxnOffsetCommitRequest)
 	return &pending{later: func(*connWriter) kmsg.Response {
-		if err := c.s.b.Transactions().CheckTxnOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group); err != nil {
+		txns := c.s.b.Transactions()
+		var err error
+		if req.Version >= 5 {
+			// KIP-890 part 2: the commit adds the group to the transaction.
+			err = txns.AddOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+		}
+		if err == nil {
+			err = txns.CheckTxnOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+		}
+		if err != nil {
 			resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 			resp.SetVersion(req.Version)
 			code := txnErrorCode(err, req.Version, 3)

@@ -5,6 +5,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/internal/broker"
+	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/storage"
 )
 
@@ -51,7 +52,12 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			case topicErr != nil:
 				err = topicErr
 			default:
-				err = produceOne(topic, rp.Partition, rp.Records, &res)
+				if h.version >= 12 {
+					err = c.implicitTxnAdd(rt.Topic, rp.Partition, rp.Records)
+				}
+				if err == nil {
+					err = produceOne(topic, rp.Partition, rp.Records, &res)
+				}
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -83,6 +89,23 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		}
 		return resp
 	}}
+}
+
+// implicitTxnAdd registers a transactional batch's partition in its
+// producer's transaction, as Produce v12+ does instead of AddPartitionsToTxn
+// (KIP-890 part 2).
+func (c *conn) implicitTxnAdd(topic string, partition int32, records []byte) error {
+	if len(records) < record.HeaderSize {
+		return nil // Produce answers the malformed batch
+	}
+	h, err := record.ParseHeader(records)
+	if err != nil || !h.Transactional() || h.Control() || !h.Idempotent() {
+		return nil
+	}
+	if _, err := c.s.b.Partition(topic, partition); err != nil {
+		return err
+	}
+	return c.s.b.Transactions().AddPartitionImplicit(h.ProducerID, h.ProducerEpoch, topic, partition)
 }
 
 func produceOne(t *broker.Topic, partition int32, records []byte, res *broker.ProduceResult) error {

@@ -129,9 +129,12 @@ func handleEndTxn(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.SetVersion(h.version)
 	// Markers are written and fsynced before the answer: off the reader.
+	version := h.version
 	return &pending{later: func(*connWriter) kmsg.Response {
-		err := c.s.b.Transactions().EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
-		resp.ErrorCode = txnErrorCode(err, h.version, 2)
+		// v5+ (KIP-890 part 2) bumps the epoch at every end.
+		pid, epoch, err := c.s.b.Transactions().EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, version >= 5)
+		resp.ErrorCode = txnErrorCode(err, version, 2)
+		resp.ProducerID, resp.ProducerEpoch = pid, epoch
 		return resp
 	}}
 }
