@@ -21,7 +21,12 @@ var clientCommands = [][]string{
 	{"topic", "add-partitions", "t", "--num", "1"},
 	{"produce", "t"},
 	{"consume", "t"},
+	{"consume", "t", "--group", "g"},
 	{"cluster", "info"},
+	{"group", "list"},
+	{"group", "describe", "g"},
+	{"group", "delete", "g"},
+	{"group", "reset-offsets", "g", "--topic", "t", "--to-earliest"},
 }
 
 func TestUnreachableBroker(t *testing.T) {
@@ -80,7 +85,7 @@ func silentBroker(t *testing.T) string {
 
 func TestSilentBrokerTimesOut(t *testing.T) {
 	addr := silentBroker(t)
-	for _, args := range [][]string{{"topic", "list"}, {"consume", "t"}, {"cluster", "info"}} {
+	for _, args := range [][]string{{"topic", "list"}, {"consume", "t"}, {"consume", "t", "--group", "g"}, {"cluster", "info"}, {"group", "list"}} {
 		got := clitest.Fails(t, "", append(args, "--brokers", addr, "--timeout", "200ms")...)
 		if want := "weir: cannot reach broker at " + addr + ": no answer within 200ms"; got != want {
 			t.Errorf("weir %s:\n got %s\nwant %s", strings.Join(args, " "), got, want)
@@ -113,6 +118,9 @@ func TestErrorsAreOneLineWithoutUsage(t *testing.T) {
 		{"consume", "t", "--no-such-flag"},
 		{"produce"},
 		{"cluster", "info", "extra"},
+		{"group", "describe"},
+		{"group", "reset-offsets", "g", "--topic", "t"},
+		{"consume", "t", "--group", "g", "-p", "0"},
 		{"topic", "list", "--timeout", "0s"},
 	} {
 		// Fails checks for exactly one "weir: " line on stderr.

@@ -9,6 +9,7 @@ import (
 	"github.com/weir-dev/weir/internal/cli/clientcmd"
 	"github.com/weir-dev/weir/internal/cli/cluster"
 	"github.com/weir-dev/weir/internal/cli/consume"
+	"github.com/weir-dev/weir/internal/cli/group"
 	"github.com/weir-dev/weir/internal/cli/produce"
 	"github.com/weir-dev/weir/internal/cli/topic"
 )
@@ -23,6 +24,7 @@ func addClientCommands(root *cobra.Command) {
 		topic.New(params()),
 		produce.New(params()),
 		consume.New(params()),
+		group.New(params()),
 		cluster.New(params()),
 	)
 }

@@ -1,6 +1,6 @@
-// Package consume is `weir consume`: read a topic's records by direct
-// partition assignment (no consumer group) and print them as text, JSON or
-// a kcat-like template.
+// Package consume is `weir consume`: read a topic's records, by direct
+// partition assignment or as a member of a consumer group, and print them as
+// text, JSON or a kcat-like template.
 package consume
 
 import (
@@ -28,6 +28,7 @@ type options struct {
 	num        int
 	follow     bool
 	format     string
+	group      string
 }
 
 // New returns `weir consume`.
@@ -41,6 +42,15 @@ func New(p *clientcmd.Params) *cobra.Command {
 Without --follow it stops once every partition reached the high watermark it
 had when the command started, so on an empty topic it exits at once. With
 --follow it keeps waiting for new records until interrupted.
+
+With --group it consumes as a member of that consumer group: the group
+assigns the partitions, and each starts at the group's committed offset. The
+offsets of the records printed are committed after every batch and on exit
+(records fetched but not printed, past -n, are not), so the next run with the
+same group goes on where this one stopped. A group member keeps following
+until -n records were printed or it is interrupted; it then leaves the group.
+--partition cannot be used with --group, and --offset only says where
+partitions without a committed offset start: beginning or end.
 
 --offset chooses where each partition starts:
   beginning   the oldest record (default)
@@ -57,7 +67,8 @@ partition, offset, timestamp, key, value, headers) or a template:
 		Example: `  weir consume events -n 10
   weir consume events --offset -5 -p 0,1 --format '%p:%o %k=%v\n'
   weir consume events --offset @2024-05-01T00:00:00Z --format json
-  weir consume events --offset end --follow`,
+  weir consume events --offset end --follow
+  weir consume events --group audit -n 100`,
 		Args: clientcmd.ExactArgs(1, "one TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd, p, &o, args[0])
@@ -70,6 +81,7 @@ partition, offset, timestamp, key, value, headers) or a template:
 	fs.IntVarP(&o.num, "num", "n", 0, "stop after this many records (default no limit)")
 	fs.BoolVarP(&o.follow, "follow", "f", false, "keep waiting for new records")
 	fs.StringVar(&o.format, "format", "text", "text, json, or a template such as '%k=%v\\n'")
+	fs.StringVarP(&o.group, "group", "g", "", "consume as a member of this consumer group, committing the offsets of printed records")
 	return cmd
 }
 
@@ -84,6 +96,9 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 	}
 	if o.num < 0 {
 		return fmt.Errorf("--num must be 0 (no limit) or more, not %d", o.num)
+	}
+	if o.group != "" {
+		return runGroup(cmd, p, o, topic, format, spec)
 	}
 	ctx := cmd.Context()
 	if o.follow {
@@ -247,9 +262,13 @@ type consumer struct {
 	limit  int
 	follow bool
 	p      *clientcmd.Params
+	// group is set when consuming as a group member; printed then holds,
+	// per partition, the last record printed and not yet committed.
+	group   string
+	printed map[int32]*kgo.Record
 
-	printed int
-	buf     []byte
+	count int
+	buf   []byte
 }
 
 func (c *consumer) loop(ctx context.Context) error {
@@ -266,10 +285,14 @@ func (c *consumer) loop(ctx context.Context) error {
 			return err
 		}
 		done, err := c.print(fetches)
-		if err != nil || done {
+		if err != nil {
 			return err
 		}
+		// Only what reached the output is committed.
 		if err := c.out.Flush(); err != nil {
+			return err
+		}
+		if err := c.commit(ctx); err != nil || done {
 			return err
 		}
 	}
@@ -289,8 +312,11 @@ func (c *consumer) print(fetches kgo.Fetches) (bool, error) {
 		if _, err := c.out.Write(c.buf); err != nil {
 			return true, err
 		}
-		c.printed++
-		if c.limit > 0 && c.printed >= c.limit {
+		c.count++
+		if c.printed != nil {
+			c.printed[r.Partition] = r
+		}
+		if c.limit > 0 && c.count >= c.limit {
 			return true, nil
 		}
 		if !c.follow && r.Offset+1 >= c.stops[r.Partition] {

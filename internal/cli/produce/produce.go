@@ -37,6 +37,8 @@ type options struct {
 	progress        bool
 	maxMessageBytes int32
 	format          string
+	transactionalID string
+	txnBatch        int
 }
 
 // New returns `weir produce`.
@@ -50,9 +52,19 @@ the record; an empty line is a record with an empty value. With
 --key-separator, the part of a line before the first separator is the key.
 
 Records are acknowledged by the broker before the command exits; a summary
-(records, bytes, rate) goes to stderr, or to stdout as JSON with --format json.`,
+(records, bytes, rate) goes to stderr, or to stdout as JSON with --format json.
+
+With --transactional-id the whole input is produced in one transaction,
+committed at the end: consumers reading committed records (read_committed)
+see all of it or, if anything fails, none of it; the transaction is then
+aborted and the command exits with an error. --txn-batch N commits every N
+records instead, so that a large file is not one huge transaction (the broker
+aborts a transaction still open after the client's transaction timeout,
+40s); a failure then aborts only the open transaction, and the error says
+how many were committed before it.`,
 		Example: `  printf 'k1=v1\nk2=v2\n' | weir produce events --key-separator =
-  weir produce events --file events.txt -H source=import --compression zstd`,
+  weir produce events --file events.txt -H source=import --compression zstd
+  weir produce events --file events.txt --transactional-id import-1 --txn-batch 10000`,
 		Args: clientcmd.ExactArgs(1, "one TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd, p, &o, args[0])
@@ -70,6 +82,8 @@ Records are acknowledged by the broker before the command exits; a summary
 	fs.StringVar(&o.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr even when it is not a terminal")
 	fs.Int32Var(&o.maxMessageBytes, "max-message-bytes", defaultMaxMessageBytes, "largest record batch to send; longer lines are an error")
+	fs.StringVar(&o.transactionalID, "transactional-id", "", "produce the input in a transaction with this transactional id; any failure aborts it")
+	fs.IntVar(&o.txnBatch, "txn-batch", 0, "with --transactional-id, commit a transaction every this many records (default: one transaction for all)")
 	return cmd
 }
 
@@ -125,8 +139,11 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 		partition: o.partition,
 		bar:       bar,
 	}
+	if o.transactionalID != "" {
+		pr.txn = &txnState{batch: o.txnBatch, timeout: p.Timeout}
+	}
 	start := time.Now()
-	err = pr.produceLines(cmd.Context(), newLineReader(in, int(o.maxMessageBytes)), inName)
+	err = pr.run(cmd.Context(), newLineReader(in, int(o.maxMessageBytes)), inName)
 	elapsed := time.Since(start)
 	if bar != nil {
 		if err == nil {
@@ -141,6 +158,9 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 		return err
 	}
 	s := newSummary(topic, pr.acked.Load(), pr.ackedBytes.Load(), elapsed)
+	if pr.txn != nil {
+		s = s.withTransactions(o.transactionalID, pr.txn.committed)
+	}
 	if f == clientcmd.JSON {
 		return f.Print(cmd.OutOrStdout(), s)
 	}
@@ -162,13 +182,28 @@ func (o *options) clientOpts(topic string, timeout time.Duration) ([]kgo.Opt, er
 		// slow link (4 MiB at 1 MB/s is 4 s), yet always fits one record.
 		kgo.MaxBufferedBytes(max(4<<20, 2*int(o.maxMessageBytes))),
 		// Without a delivery timeout a broker that dies mid-run would make
-		// the client retry forever. By default an idempotent client will
-		// not give up on a request already sent, since it cannot know
-		// whether the broker wrote it; the command exits on the first
-		// failure and never re-sends, so a bounded wait is worth more here
-		// than that guarantee.
+		// the client retry forever.
 		kgo.RecordDeliveryTimeout(timeout),
-		kgo.AllowIdempotentProduceCancellation(),
+	}
+	if o.txnBatch < 0 {
+		return nil, fmt.Errorf("--txn-batch must be 0 (one transaction) or more, not %d", o.txnBatch)
+	}
+	if o.txnBatch > 0 && o.transactionalID == "" {
+		return nil, errors.New("--txn-batch needs --transactional-id")
+	}
+	if o.transactionalID != "" {
+		if o.acks != "all" && o.acks != "-1" {
+			return nil, fmt.Errorf("--transactional-id needs --acks all, not %q", o.acks)
+		}
+		opts = append(opts, kgo.TransactionalID(o.transactionalID))
+	} else {
+		// By default an idempotent client will not give up on a request
+		// already sent, since it cannot know whether the broker wrote it;
+		// the command exits on the first failure and never re-sends, so a
+		// bounded wait is worth more here than that guarantee. (A
+		// transactional client may not cancel: it aborts instead, and
+		// what the broker wrote of the transaction never becomes visible.)
+		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
 	}
 	switch o.acks {
 	case "all", "-1":
@@ -213,6 +248,7 @@ type producer struct {
 	keySep    []byte
 	partition int32
 	bar       *progressbar.ProgressBar
+	txn       *txnState // nil without --transactional-id
 
 	acked, ackedBytes atomic.Int64
 	failed            atomic.Bool
@@ -225,7 +261,8 @@ type producer struct {
 // produceLines produces every line until the input ends, a record fails or
 // a line cannot be read. In the last case the lines before it are still
 // delivered, so that what was produced is always a prefix of the input.
-func (pr *producer) produceLines(ctx context.Context, lines *lineReader, inName string) error {
+// afterEach, if set, runs after each record is handed to the client.
+func (pr *producer) produceLines(ctx context.Context, lines *lineReader, inName string, afterEach func(context.Context) error) error {
 	var readErr error
 	for !pr.failed.Load() {
 		line, err := lines.next()
@@ -249,16 +286,27 @@ func (pr *producer) produceLines(ctx context.Context, lines *lineReader, inName 
 			rec.Partition = pr.partition
 		}
 		pr.cl.Produce(ctx, rec, pr.promise)
+		if afterEach != nil {
+			if err := afterEach(ctx); err != nil {
+				return err
+			}
+		}
 	}
+	if err := pr.flush(ctx); err != nil {
+		return err
+	}
+	return readErr
+}
+
+// flush waits for every record to be acknowledged and returns the first
+// failure.
+func (pr *producer) flush(ctx context.Context) error {
 	if err := pr.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("produce to %s: %w", pr.topic, err)
 	}
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if pr.mu.err != nil {
-		return pr.mu.err
-	}
-	return readErr
+	return pr.mu.err
 }
 
 func (pr *producer) promise(r *kgo.Record, err error) {

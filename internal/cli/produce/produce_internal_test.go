@@ -104,6 +104,33 @@ func TestSummaryView(t *testing.T) {
 	}
 }
 
+func TestTransactionalSummaryView(t *testing.T) {
+	for _, tc := range []struct {
+		txns       int64
+		text, json string
+	}{
+		{0, "produced 0 records (0 B) to t in 0s: 0 records/s, 0.00 MB/s; 0 transactions committed\n",
+			`{"topic":"t","records":0,"bytes":0,"elapsed_seconds":0,"records_per_second":0,"mb_per_second":0,"transactional_id":"id","transactions_committed":0}`},
+		{1, "produced 0 records (0 B) to t in 0s: 0 records/s, 0.00 MB/s; 1 transaction committed\n",
+			`{"topic":"t","records":0,"bytes":0,"elapsed_seconds":0,"records_per_second":0,"mb_per_second":0,"transactional_id":"id","transactions_committed":1}`},
+	} {
+		s := newSummary("t", 0, 0, 0).withTransactions("id", tc.txns)
+		var text, js bytes.Buffer
+		if err := clientcmd.Text.Print(&text, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := clientcmd.JSON.Print(&js, s); err != nil {
+			t.Fatal(err)
+		}
+		if text.String() != tc.text {
+			t.Errorf("text %q, want %q", text.String(), tc.text)
+		}
+		if js.String() != tc.json+"\n" {
+			t.Errorf("json %q, want %q", js.String(), tc.json)
+		}
+	}
+}
+
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.00 kB", 1_234_567: "1.23 MB", 5e9: "5.00 GB"} {
 		if got := humanBytes(n); got != want {

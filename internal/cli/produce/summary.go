@@ -15,6 +15,9 @@ type summary struct {
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	RecordsPerSec  float64 `json:"records_per_second"`
 	MBPerSec       float64 `json:"mb_per_second"`
+	// Set only with --transactional-id.
+	TransactionalID string `json:"transactional_id,omitempty"`
+	Transactions    *int64 `json:"transactions_committed,omitempty"`
 }
 
 func newSummary(topic string, records, bytes int64, elapsed time.Duration) summary {
@@ -26,14 +29,23 @@ func newSummary(topic string, records, bytes int64, elapsed time.Duration) summa
 	return s
 }
 
+func (s summary) withTransactions(id string, committed int64) summary {
+	s.TransactionalID, s.Transactions = id, &committed
+	return s
+}
+
 func (s summary) WriteText(w io.Writer) error {
 	elapsed := time.Duration(s.ElapsedSeconds * float64(time.Second)).Round(time.Millisecond)
 	noun := "records"
 	if s.Records == 1 {
 		noun = "record"
 	}
-	_, err := fmt.Fprintf(w, "produced %d %s (%s) to %s in %s: %.0f records/s, %.2f MB/s\n",
-		s.Records, noun, humanBytes(s.Bytes), s.Topic, elapsed, s.RecordsPerSec, s.MBPerSec)
+	txns := ""
+	if s.Transactions != nil {
+		txns = "; " + plural(*s.Transactions, "transaction") + " committed"
+	}
+	_, err := fmt.Fprintf(w, "produced %d %s (%s) to %s in %s: %.0f records/s, %.2f MB/s%s\n",
+		s.Records, noun, humanBytes(s.Bytes), s.Topic, elapsed, s.RecordsPerSec, s.MBPerSec, txns)
 	return err
 }
 
