@@ -198,21 +198,13 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 	return b, nil
 }
 
-// startCoordinators creates the internal topics on first start and loads
-// the transaction coordinator's state from them.
+// startCoordinators loads the group and transaction coordinators from
+// their internal topics; the topics are created on first use.
 func (b *Broker) startCoordinators() error {
-	ot, err := b.ensureInternalTopic(OffsetsTopic, b.cfg.OffsetsTopicPartitions)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", OffsetsTopic, err)
-	}
-	if err := b.startGroups(ot); err != nil {
+	if err := b.startGroups(); err != nil {
 		return fmt.Errorf("load consumer groups: %w", err)
 	}
-	tt, err := b.ensureInternalTopic(TransactionTopic, b.cfg.TransactionTopicPartitions)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", TransactionTopic, err)
-	}
-	b.txn = &TxnCoordinator{b: b, topic: tt, groups: b.groups, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
+	b.txn = &TxnCoordinator{b: b, groups: b.groups, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
 	if err := b.txn.load(); err != nil {
 		return fmt.Errorf("load transactions: %w", err)
 	}

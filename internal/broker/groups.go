@@ -14,7 +14,7 @@ import (
 // in Kafka's record formats: a group's records live on the partition its
 // name hashes to, keyed so that compaction keeps the latest of each.
 type offsetsStore struct {
-	topic *Topic
+	b *Broker
 }
 
 func (s *offsetsStore) SaveGroup(name string, v *kmsg.GroupMetadataValue) error {
@@ -23,12 +23,20 @@ func (s *offsetsStore) SaveGroup(name string, v *kmsg.GroupMetadataValue) error 
 	if v != nil {
 		rec.Value = v.AppendTo(nil)
 	}
-	_, err := partitionFor(s.topic, name).appendInternal(record.BatchOptions{}, []record.Record{rec})
+	p, err := s.b.internalPartition(OffsetsTopic, name)
+	if err != nil {
+		return err
+	}
+	_, err = p.appendInternal(record.BatchOptions{}, []record.Record{rec})
 	return err
 }
 
 func (s *offsetsStore) SaveOffsets(name string, offsets []group.OffsetRecord) error {
-	_, err := partitionFor(s.topic, name).appendInternal(record.BatchOptions{}, offsetRecords(name, offsets))
+	p, err := s.b.internalPartition(OffsetsTopic, name)
+	if err != nil {
+		return err
+	}
+	_, err = p.appendInternal(record.BatchOptions{}, offsetRecords(name, offsets))
 	return err
 }
 
@@ -36,7 +44,10 @@ func (s *offsetsStore) SaveOffsets(name string, offsets []group.OffsetRecord) er
 // transactional records; its commit or abort marker settles them.
 func (s *offsetsStore) SaveTxnOffsets(name string, pid int64, epoch int16, offsets []group.OffsetRecord) error {
 	opts := record.BatchOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1, Transactional: true}
-	p := partitionFor(s.topic, name)
+	p, err := s.b.internalPartition(OffsetsTopic, name)
+	if err != nil {
+		return err
+	}
 	ar, err := p.appendInternal(opts, offsetRecords(name, offsets))
 	if err != nil {
 		return err
@@ -79,14 +90,18 @@ func offsetRecords(name string, offsets []group.OffsetRecord) []record.Record {
 }
 
 // startGroups creates the group coordinator and replays __consumer_offsets
-// into it.
-func (b *Broker) startGroups(t *Topic) error {
+// (if it exists yet) into it.
+func (b *Broker) startGroups() error {
 	b.groups = group.NewManager(group.Config{
 		MinSessionTimeout:     6 * time.Second,
 		MaxSessionTimeout:     30 * time.Minute,
 		InitialRebalanceDelay: b.cfg.GroupInitialRebalanceDelay,
 		OffsetsRetention:      7 * 24 * time.Hour,
-	}, &offsetsStore{topic: t}, b.clock, b.logger)
+	}, &offsetsStore{b: b}, b.clock, b.logger)
+	t, ok := b.Topic(OffsetsTopic)
+	if !ok {
+		return nil
+	}
 	for _, p := range t.Partitions() {
 		if err := p.forEachRecord(func(h *record.Header, r *record.Record) error {
 			return b.replayOffsetsRecord(h, r)

@@ -27,7 +27,22 @@ var internalTopicDefaults = map[string]string{
 // of Weir's own topics.
 var ErrInternalTopic = fmt.Errorf("%w: internal topic", ErrInvalidTopic)
 
-// ensureInternalTopic creates an internal topic at first start.
+// internalPartition returns the partition of an internal topic that holds
+// key, creating the topic on first use as Kafka does (so an idle broker
+// never pays for coordinator partitions it does not need).
+func (b *Broker) internalPartition(name, key string) (*Partition, error) {
+	n := b.cfg.OffsetsTopicPartitions
+	if name == TransactionTopic {
+		n = b.cfg.TransactionTopicPartitions
+	}
+	t, err := b.ensureInternalTopic(name, n)
+	if err != nil {
+		return nil, err
+	}
+	return partitionFor(t, key), nil
+}
+
+// ensureInternalTopic creates an internal topic if it does not exist yet.
 func (b *Broker) ensureInternalTopic(name string, partitions int32) (*Topic, error) {
 	if t, ok := b.Topic(name); ok {
 		return t, nil

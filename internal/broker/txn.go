@@ -67,7 +67,6 @@ type GroupTxnHook interface {
 // __transaction_state (kmsg TxnMetadataKey/Value) before it is acted on.
 type TxnCoordinator struct {
 	b      *Broker
-	topic  *Topic
 	groups GroupTxnHook
 
 	mu    sync.Mutex // serializes every transition, including its writes
@@ -95,15 +94,22 @@ func (c *TxnCoordinator) save(m *txnMeta) error {
 		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 		val.Topics = append(val.Topics, kmsg.TxnMetadataValueTopic{Topic: t, Partitions: ps})
 	}
-	p := partitionFor(c.topic, m.id)
-	_, err := p.appendInternal(record.BatchOptions{}, []record.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
+	p, err := c.b.internalPartition(TransactionTopic, m.id)
+	if err != nil {
+		return err
+	}
+	_, err = p.appendInternal(record.BatchOptions{}, []record.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
 	return err
 }
 
 // load replays __transaction_state and finishes transactions that were
 // being committed or aborted when the broker stopped.
 func (c *TxnCoordinator) load() error {
-	for _, p := range c.topic.Partitions() {
+	t, ok := c.b.Topic(TransactionTopic)
+	if !ok {
+		return nil // created on first use
+	}
+	for _, p := range t.Partitions() {
 		err := p.forEachRecord(func(h *record.Header, r *record.Record) error {
 			if h.Control() || r.Key == nil {
 				return nil
@@ -302,11 +308,10 @@ func (c *TxnCoordinator) AddOffsets(id string, pid int64, epoch int16, group str
 	if err != nil {
 		return err
 	}
-	offsets, ok := c.b.Topic(OffsetsTopic)
-	if !ok {
-		return fmt.Errorf("%w: no offsets topic", ErrStorage)
+	p, err := c.b.internalPartition(OffsetsTopic, group)
+	if err != nil {
+		return err
 	}
-	p := partitionFor(offsets, group)
 	return c.addLocked(m, []TopicPartition{{OffsetsTopic, p.Index()}}, group)
 }
 
