@@ -53,8 +53,8 @@ type settings struct {
 	compact         bool
 	deleteRetention time.Duration // delete.retention.ms: how long tombstones stay
 	cleanableRatio  float64       // min.cleanable.dirty.ratio
-	maxTSBefore     int64 // ms a CreateTime may lie in the past; MaxInt64 = any
-	maxTSAfter      int64 // ms a CreateTime may lie in the future
+	maxTSBefore     int64         // ms a CreateTime may lie in the past; MaxInt64 = any
+	maxTSAfter      int64         // ms a CreateTime may lie in the future
 }
 
 func longRange(min, max int64) func(string) error {

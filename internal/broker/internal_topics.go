@@ -94,7 +94,9 @@ func partitionFor(t *Topic, key string) *Partition {
 // it is durable.
 func (p *Partition) appendInternal(opts record.BatchOptions, records []record.Record) (storage.AppendResult, error) {
 	opts.FirstTimestamp = p.b.clock.Now().UnixMilli()
-	if opts.ProducerID == 0 {
+	if !opts.Transactional {
+		// The broker's own records belong to no producer (0 is a real
+		// producer id, so the zero value cannot mean "none").
 		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence = -1, -1, -1
 	}
 	batch, err := record.Build(opts, records)

@@ -59,6 +59,7 @@ type txnMeta struct {
 // it).
 type GroupTxnHook interface {
 	CompleteTxn(group string, producerID int64, commit bool) error
+	PendingTxnGroups(producerID int64) []string
 }
 
 // TxnCoordinator runs Kafka transactions: producer ids and epochs per
@@ -450,7 +451,16 @@ func (c *TxnCoordinator) finishLocked(m *txnMeta, commit bool) error {
 		}
 	}
 	if c.groups != nil {
+		// The groups this transaction staged offsets in: those added since
+		// the broker started and those replayed from the log.
+		groups := map[string]bool{}
 		for g := range m.groups {
+			groups[g] = true
+		}
+		for _, g := range c.groups.PendingTxnGroups(m.pid) {
+			groups[g] = true
+		}
+		for g := range groups {
 			if err := c.groups.CompleteTxn(g, m.pid, commit); err != nil {
 				return err
 			}

@@ -48,6 +48,9 @@
 // protocol and its assignment. A nil value is a tombstone. Offsets are
 // OffsetRecords; Offset -1 is a tombstone. Replay is last-write-wins per
 // key, so a group whose metadata and offsets are all tombstoned is gone.
-// Staged transactional offsets are not persisted: they become ordinary
-// commits (SaveOffsets) when the transaction commits.
+// Offsets staged by TxnOffsetCommit are persisted when staged, as the
+// producer's transactional records (SaveTxnOffsets); the caller settles
+// them with CompleteTxn when the transaction ends (a commit also writes
+// them as ordinary commits), and a replay settles them with LoadTxnEnd at
+// the transaction's marker.
 package group

@@ -621,6 +621,23 @@ func compareTP(a, b topicPartition) int {
 	return cmp.Compare(a.partition, b.partition)
 }
 
+// PendingTxnGroups lists the groups holding offsets staged by producerID's
+// open transaction. The transaction coordinator settles them all when the
+// transaction ends, including groups it only learned of before a restart
+// (its own record of a transaction keeps partitions, not groups).
+func (m *Manager) PendingTxnGroups(producerID int64) []string {
+	var out []string
+	for _, g := range m.snapshot() {
+		g.mu.Lock()
+		if _, ok := g.txn[producerID]; ok && !g.removed {
+			out = append(out, g.name)
+		}
+		g.mu.Unlock()
+	}
+	slices.Sort(out)
+	return out
+}
+
 // HasPendingTxnOffsets reports whether a transaction has staged an offset
 // for the partition (OffsetFetch with RequireStable answers
 // UNSTABLE_OFFSET_COMMIT for it).

@@ -403,3 +403,22 @@ func TestTxnOffsetsReplay(t *testing.T) {
 		t.Fatalf("failed persist: codes %v", codes)
 	}
 }
+
+func TestPendingTxnGroups(t *testing.T) {
+	h := newHarness(t)
+	h.m.CommitTxnOffsets(txnReq("b", 3, 1), allKnown)
+	h.m.CommitTxnOffsets(txnReq("a", 3, 1), allKnown)
+	h.m.CommitTxnOffsets(txnReq("c", 4, 1), allKnown)
+	if got := h.m.PendingTxnGroups(3); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("pending groups of producer 3: %v", got)
+	}
+	if err := h.m.CompleteTxn("a", 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.m.PendingTxnGroups(3); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("after settling a: %v", got)
+	}
+	if got := h.m.PendingTxnGroups(9); len(got) != 0 {
+		t.Fatalf("unknown producer: %v", got)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/server/servertest"
@@ -126,5 +127,191 @@ func TestInteropKafkaJS(t *testing.T) {
 			}
 			seen[k] = true
 		})
+	}
+}
+
+// kcat's balanced consumer (librdkafka's KafkaConsumer) reads a topic in a
+// group, commits as it goes and on exit; a second run resumes from the
+// commits. kadm sees the commits.
+func TestInteropKcatGroup(t *testing.T) {
+	kcat := requireTool(t, "kcat")
+	n := servertest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic, group, first = "kcat-group", "kcat-readers", 3000
+	adm := kadm.NewClient(mustFranz(t, kgo.SeedBrokers(n.Addr())))
+	defer adm.Close()
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(from, to int) {
+		t.Helper()
+		p := mustFranz(t, kgo.SeedBrokers(n.Addr()), kgo.DefaultProduceTopic(topic))
+		defer p.Close()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))})
+		}
+		if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume := func(args ...string) map[int]bool {
+		t.Helper()
+		args = append([]string{"-b", n.Addr(), "-G", group, "-X", "auto.offset.reset=earliest", "-q", "-f", "%s\n"}, args...)
+		out := runTool(t, "", kcat, append(args, topic)...)
+		got := map[int]bool{}
+		for _, l := range strings.Fields(out) {
+			var i int
+			if _, err := fmt.Sscan(l, &i); err != nil || got[i] {
+				t.Fatalf("kcat read %q (twice: %v)", l, got[i])
+			}
+			got[i] = true
+		}
+		return got
+	}
+	committedSum := func() int64 {
+		t.Helper()
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Err != nil {
+				t.Fatalf("partition %d: %v", o.Partition, o.Err)
+			}
+			sum += o.At
+		})
+		return sum
+	}
+
+	produce(0, first)
+	// -e: exit once every assigned partition is read to its end.
+	if got := consume("-e"); len(got) != first {
+		t.Fatalf("kcat -G -e read %d records, want %d", len(got), first)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		if o, ok := offs.Lookup(topic, e.Partition); !ok || o.Err != nil || o.At != e.Offset {
+			t.Errorf("partition %d: committed %+v, end %d", e.Partition, o, e.Offset)
+		}
+	})
+
+	// -c: the group resumes where it committed and stops after 200.
+	produce(first, first+500)
+	got := consume("-c", "200")
+	if len(got) != 200 {
+		t.Fatalf("kcat -G -c 200 read %d records", len(got))
+	}
+	for i := range got {
+		if i < first {
+			t.Fatalf("the second run re-read record %d, committed by the first", i)
+		}
+	}
+	if sum := committedSum(); sum != first+200 {
+		t.Fatalf("committed offsets sum to %d after the second run, want %d", sum, first+200)
+	}
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := described[group]; g.State != "Empty" || g.ProtocolType != "consumer" {
+		t.Fatalf("group after kcat left: state %q protocol type %q", g.State, g.ProtocolType)
+	}
+}
+
+// A kafkajs transactional producer commits a transaction, aborts one and
+// commits another; a read_committed reader sees exactly the committed
+// records, and only the committed transaction's group offset is stored.
+func TestInteropKafkaJSTransactions(t *testing.T) {
+	node := requireTool(t, "node")
+	dir, err := filepath.Abs("../../test/interop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs")); err != nil {
+		if os.Getenv("WEIR_INTEROP") != "" {
+			t.Fatal("kafkajs is not installed in test/interop (run make interop)")
+		}
+		t.Skip("kafkajs not installed; run make interop")
+	}
+	n := servertest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic, offsetsTopic, group = "kjs-txn", "kjs-src", "kjs-txn-group"
+	adm := kadm.NewClient(mustFranz(t, kgo.SeedBrokers(n.Addr())))
+	defer adm.Close()
+	for _, tp := range []string{topic, offsetsTopic} {
+		if _, err := adm.CreateTopic(ctx, 3, 1, nil, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := runTool(t, "", node, filepath.Join(dir, "kafkajs-txn.js"), n.Addr(), topic, offsetsTopic, group)
+	var res struct{ Committed, Aborted []string }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Committed) != 150 || len(res.Aborted) != 100 {
+		t.Fatalf("kafkajs: %q (%v)", out, err)
+	}
+
+	// A plain record closes each partition: a read_committed reader gets
+	// it only after every transaction before it is decided.
+	p := mustFranz(t, kgo.SeedBrokers(n.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for part := range int32(3) {
+		if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: part, Value: []byte("end")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	read := func(level kgo.IsolationLevel) map[string]int {
+		t.Helper()
+		c := mustFranz(t, kgo.SeedBrokers(n.Addr()), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		defer c.Close()
+		got := map[string]int{}
+		for got["end"] < 3 {
+			fs := c.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)]++ })
+		}
+		delete(got, "end")
+		return got
+	}
+	committed := read(kgo.ReadCommitted())
+	for _, v := range res.Committed {
+		if committed[v] != 1 {
+			t.Errorf("read_committed saw committed record %s %d times", v, committed[v])
+		}
+	}
+	if len(committed) != len(res.Committed) {
+		for _, v := range res.Aborted {
+			if committed[v] > 0 {
+				t.Errorf("read_committed saw aborted record %s", v)
+			}
+		}
+		t.Fatalf("read_committed saw %d distinct records, want %d", len(committed), len(res.Committed))
+	}
+	// The aborted records are in the log; only the isolation level hid them.
+	if all := read(kgo.ReadUncommitted()); len(all) != len(res.Committed)+len(res.Aborted) {
+		t.Fatalf("read_uncommitted saw %d distinct records, want %d", len(all), len(res.Committed)+len(res.Aborted))
+	}
+
+	offs, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup(offsetsTopic, 0); !ok || o.Err != nil || o.At != 42 {
+		t.Errorf("committed transaction's offset: %+v, want 42", o)
+	}
+	if o, ok := offs.Lookup(offsetsTopic, 1); ok && o.At >= 0 {
+		t.Errorf("aborted transaction's offset was stored: %+v", o)
 	}
 }

@@ -56,7 +56,7 @@ func rebalanceOnce(b *testing.B, addr, group string, hb time.Duration) (assigned
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var mu sync.Mutex
-	owner := map[int32]int{}     // partition -> member
+	owner := map[int32]int{}    // partition -> member
 	var fetchedAfter chan int32 // set once the leave happened
 	var start, assignedAt time.Time
 	var leavingSet map[int32]bool
