@@ -378,7 +378,7 @@ func (l *Log) readInput(s *segment, buf []byte, pos int64) error {
 // rewrite streams the cleaned batches of every input into new segment
 // files (named <base>.log.cleaned), synced and indexed, and returns them.
 func (c *cleaner) rewrite(p *compactPlan) (outs []*segment, err error) {
-	w := &outWriter{dir: c.l.dir, cfg: c.cfg, end: p.inputs[0].seg.base, epochs: mergedEpochs(p.inputs)}
+	w := &outWriter{dir: c.l.dir, cfg: c.cfg, end: p.inputs[0].seg.base, epochs: mergedEpochs(p.inputs), firstIndex: p.inputs[0].seg.firstIndex}
 	defer func() {
 		if err != nil {
 			w.discard()
@@ -519,10 +519,12 @@ type outWriter struct {
 	dir    string
 	cfg    *Config
 	epochs []EpochEntry
-	outs   []*segment
-	cur    *segment
-	size   int64
-	bw     *bufio.Writer
+	// firstIndex is the Raft index given to every cleaned segment.
+	firstIndex uint64
+	outs       []*segment
+	cur        *segment
+	size       int64
+	bw         *bufio.Writer
 	// end is the offset after the last batch written: where the next
 	// segment starts.
 	end int64
@@ -598,7 +600,10 @@ func (w *outWriter) create(base int64) error {
 	if err != nil {
 		return fmt.Errorf("create cleaned segment %d: %w", base, err)
 	}
-	w.cur = &segment{base: base, dir: w.dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1, compacted: true}
+	// Compacted segments are below the Raft log's first index (see
+	// FirstIndex); they keep the first index of what they replace so the
+	// segments' indexes stay ordered.
+	w.cur = &segment{base: base, dir: w.dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1, compacted: true, firstIndex: w.firstIndex}
 	w.size = 0
 	if w.bw == nil {
 		w.bw = bufio.NewWriterSize(f, 1<<20)

@@ -956,7 +956,9 @@ func TestCompactWideOffsetSpans(t *testing.T) {
 }
 
 // An index written before the version 2 format is still trusted.
-func TestIndexVersion1StillRead(t *testing.T) {
+// Index files from before Raft indexes (versions 1 and 2) are rebuilt from
+// their segments and rewritten in the current version, losing nothing.
+func TestOldIndexVersionsRebuilt(t *testing.T) {
 	h := newHarness(t, smallConfig())
 	for i := range 200 {
 		h.appendSynced(testBatch(t, i, 1, int64(i), 200))
@@ -984,9 +986,12 @@ func TestIndexVersion1StillRead(t *testing.T) {
 	}
 	for _, name := range v1[:len(v1)-1] { // the last segment is active again
 		b, _ := ReadSealed(filepath.Join(h.dir, name))
-		if binary.BigEndian.Uint32(b[4:]) != 1 {
-			t.Fatalf("index %s was rebuilt instead of read", name)
+		if v := binary.BigEndian.Uint32(b[4:]); v != indexVersion {
+			t.Fatalf("index %s still has version %d", name, v)
 		}
+	}
+	if first, last := h.log.FirstIndex(), h.log.LastIndex(); first != 1 || last != 200 {
+		t.Fatalf("raft indexes [%d, %d] after the rebuild", first, last)
 	}
 }
 

@@ -152,6 +152,7 @@ type Log struct {
 	closing    bool // Close has begun: no more appends
 	closed     bool
 	epochs     []EpochEntry
+	prevTerm   uint64         // term of the Raft entry before the first kept one
 	bg         sync.WaitGroup // syncs run without a syncer
 
 	segMu sync.RWMutex
@@ -258,6 +259,8 @@ func (l *Log) DurableOffset() int64 {
 type AppendResult struct {
 	BaseOffset int64
 	LastOffset int64
+	// Index is the batch's Raft index.
+	Index uint64
 	// Synced says the flush policy in force for this append fsyncs it
 	// promptly, so waiting for Durable is bounded.
 	Synced bool
@@ -321,7 +324,7 @@ func (l *Log) Append(batch []byte, epoch int32, logAppendTime int64) (AppendResu
 	l.markDirtyLocked(seg)
 	l.unflushed += int64(h.NumRecords)
 	l.scheduleFlushLocked(cfg)
-	return AppendResult{BaseOffset: base, LastOffset: h.LastOffset(), Synced: cfg.SyncsEveryAppend()}, nil
+	return AppendResult{BaseOffset: base, LastOffset: h.LastOffset(), Index: l.lastIndexLocked(), Synced: cfg.SyncsEveryAppend()}, nil
 }
 
 // growTail returns buf extended to n bytes, moving it to a larger aligned
@@ -696,6 +699,7 @@ func (l *Log) rollLocked(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	seg.firstIndex = l.lastIndexLocked() + 1
 	if l.tailDirty {
 		c := outChunk{seg: old, pos: l.tailPos, buf: l.tail, seal: true}
 		l.outq = append(l.outq, c)

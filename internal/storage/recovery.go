@@ -97,11 +97,13 @@ func (l *Log) recover() error {
 		}
 		segs = append(segs, seg)
 	}
+	rs := l.readRaftStart()
 	if len(segs) == 0 {
 		seg, err := l.createSegment(logStart)
 		if err != nil {
 			return err
 		}
+		seg.firstIndex = rs.firstIndex
 		segs = append(segs, seg)
 		if err := SyncDir(l.dir); err != nil {
 			return err
@@ -124,6 +126,8 @@ func (l *Log) recover() error {
 		}
 	}
 
+	assignRaftIndexes(segs, rs)
+	l.prevTerm = rs.prevTerm
 	l.segs = segs
 	l.active = active
 	if err := l.resetTail(); err != nil {

@@ -58,6 +58,19 @@ func (l *Log) deleteOldestLocked(n int) error {
 	if n == 0 {
 		return nil
 	}
+	// The Raft log now starts at the next segment; remember where, and the
+	// term of the entry before it, before any file goes.
+	last := l.segs[n-1]
+	last.imu.RLock()
+	rs := raftStart{firstIndex: l.segs[n].firstIndex, prevTerm: l.prevTerm}
+	if k := len(last.epochs); k > 0 {
+		rs.prevTerm = uint64(uint32(last.epochs[k-1].Epoch))
+	}
+	last.imu.RUnlock()
+	if err := l.writeRaftStart(rs); err != nil {
+		return err
+	}
+	l.prevTerm = rs.prevTerm
 	l.segMu.Lock()
 	gone := append([]*segment(nil), l.segs[:n]...)
 	l.segs = append(l.segs[:0:0], l.segs[n:]...)

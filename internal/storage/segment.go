@@ -23,10 +23,12 @@ func segmentName(base int64) string { return fmt.Sprintf("%020d%s", base, segmen
 func indexName(base int64) string   { return fmt.Sprintf("%020d%s", base, indexSuffix) }
 
 // indexEntry maps an offset (relative to the segment base) to the file
-// position of the batch that starts there.
+// position of the batch that starts there, and gives that batch's ordinal
+// in the segment (its Raft index relative to the segment's first).
 type indexEntry struct {
 	rel uint32
 	pos uint32
+	ord uint32
 }
 
 // timeEntry says: every batch before offset base+rel has a max timestamp
@@ -76,6 +78,12 @@ type segment struct {
 	next        int64 // offset after the last batch; base when empty
 	maxTS       int64 // -1 when empty
 	maxTSOffset int64
+	// Raft view: every batch is one Raft entry. firstIndex is the index of
+	// the segment's first batch (0 until known: a rebuilt index learns it
+	// from the segment before, or the log's raft-start checkpoint), count
+	// the number of batches.
+	firstIndex uint64
+	count      uint64
 }
 
 func newSegment(dir string, base int64, f *os.File) (*segment, error) {
@@ -139,7 +147,7 @@ func (s *segment) track(h *record.Header, pos int64, interval int) {
 	s.imu.Lock()
 	if s.bytesSinceIndex >= interval && pos > 0 {
 		rel := uint32(h.BaseOffset - s.base)
-		s.offsets = append(s.offsets, indexEntry{rel: rel, pos: uint32(pos)})
+		s.offsets = append(s.offsets, indexEntry{rel: rel, pos: uint32(pos), ord: uint32(s.count)})
 		if s.maxTS > s.lastTimeIndexed {
 			s.times = append(s.times, timeEntry{ts: s.maxTS, rel: rel})
 			s.lastTimeIndexed = s.maxTS
@@ -155,6 +163,7 @@ func (s *segment) track(h *record.Header, pos int64, interval int) {
 		s.epochs = append(s.epochs, EpochEntry{Epoch: h.LeaderEpoch, StartOffset: h.BaseOffset})
 	}
 	s.next = h.NextOffset()
+	s.count++
 	s.imu.Unlock()
 }
 
@@ -206,6 +215,7 @@ func (s *segment) resetIndexes() {
 	s.epochs = s.epochs[:0]
 	s.next = s.base
 	s.maxTS, s.maxTSOffset = -1, -1
+	s.count = 0
 	s.imu.Unlock()
 	s.bytesSinceIndex = 0
 	s.lastTimeIndexed = -1
@@ -213,15 +223,16 @@ func (s *segment) resetIndexes() {
 
 // Index file layout (all big endian), see docs/format/log.md:
 //
-//	magic "WIDX" | version u32 | flags u32 (version 2 only) | base i64 |
+//	magic "WIDX" | version u32 | flags u32 (version 2+) |
+//	firstIndex u64 | count u64 (version 3) | base i64 |
 //	size i64 | next i64 | maxTS i64 | maxTSOffset i64 | nOffsets u32 |
-//	nTimes u32 | nEpochs u32 | offsets (rel u32, pos u32)... |
+//	nTimes u32 | nEpochs u32 | offsets (rel u32, pos u32, ord u32 (v3))... |
 //	times (ts i64, rel u32)... | epochs (epoch i32, start i64)... | crc32c u32
 //
-// Version 1 (no flags) is still read; version 2 is written.
+// Versions 1 and 2 are still read; version 3 is written.
 const (
 	indexMagic   = "WIDX"
-	indexVersion = 2
+	indexVersion = 3
 
 	// indexFlagCompacted marks a segment written by the log cleaner, whose
 	// batches may skip offsets.
@@ -241,6 +252,8 @@ func (s *segment) encodeIndex() []byte {
 		flags |= indexFlagCompacted
 	}
 	b = be.AppendUint32(b, flags)
+	b = be.AppendUint64(b, s.firstIndex)
+	b = be.AppendUint64(b, s.count)
 	b = be.AppendUint64(b, uint64(s.base))
 	b = be.AppendUint64(b, uint64(s.size.Load()))
 	b = be.AppendUint64(b, uint64(s.next))
@@ -252,6 +265,7 @@ func (s *segment) encodeIndex() []byte {
 	for _, e := range s.offsets {
 		b = be.AppendUint32(b, e.rel)
 		b = be.AppendUint32(b, e.pos)
+		b = be.AppendUint32(b, e.ord)
 	}
 	for _, e := range s.times {
 		b = be.AppendUint64(b, uint64(e.ts))
@@ -281,10 +295,14 @@ func (s *segment) loadIndex(fileSize int64) error {
 		return fmt.Errorf("%w: header", errBadIndex)
 	}
 	var flags uint32
+	var firstIndex, count uint64
 	d := data[8:]
-	switch be.Uint32(data[4:]) {
-	case 1:
-	case 2:
+	version := be.Uint32(data[4:])
+	switch version {
+	case 1, 2:
+		// Older files lack the Raft index and batch count: rebuild once.
+		return fmt.Errorf("%w: version %d predates Raft indexes", errBadIndex, version)
+	case 3:
 		if len(data) < fixed+4 {
 			return fmt.Errorf("%w: header", errBadIndex)
 		}
@@ -293,9 +311,15 @@ func (s *segment) loadIndex(fileSize int64) error {
 		if flags&^indexKnownFlags != 0 {
 			return fmt.Errorf("%w: unknown flags %#x", errBadIndex, flags)
 		}
+		if len(d) < 16 {
+			return fmt.Errorf("%w: header", errBadIndex)
+		}
+		firstIndex, count = be.Uint64(d), be.Uint64(d[8:])
+		d = d[16:]
 	default:
-		return fmt.Errorf("%w: version %d", errBadIndex, be.Uint32(data[4:]))
+		return fmt.Errorf("%w: version %d", errBadIndex, version)
 	}
+	const entrySize = 12
 	base := int64(be.Uint64(d))
 	size := int64(be.Uint64(d[8:]))
 	next := int64(be.Uint64(d[16:]))
@@ -306,13 +330,13 @@ func (s *segment) loadIndex(fileSize int64) error {
 	if base != s.base || size != fileSize || next < base {
 		return fmt.Errorf("%w: describes base %d size %d, file is base %d size %d", errBadIndex, base, size, s.base, fileSize)
 	}
-	if len(d) != 8*nOff+12*nTime+12*nEpoch {
+	if len(d) != entrySize*nOff+12*nTime+12*nEpoch {
 		return fmt.Errorf("%w: entry counts", errBadIndex)
 	}
 	offsets := make([]indexEntry, nOff)
 	for i := range offsets {
-		offsets[i] = indexEntry{rel: be.Uint32(d), pos: be.Uint32(d[4:])}
-		d = d[8:]
+		offsets[i] = indexEntry{rel: be.Uint32(d), pos: be.Uint32(d[4:]), ord: be.Uint32(d[8:])}
+		d = d[entrySize:]
 		if int64(offsets[i].pos) >= size || (i > 0 && offsets[i].rel <= offsets[i-1].rel) {
 			return fmt.Errorf("%w: offset entry %d", errBadIndex, i)
 		}
@@ -330,6 +354,7 @@ func (s *segment) loadIndex(fileSize int64) error {
 	s.imu.Lock()
 	s.offsets, s.times, s.epochs = offsets, times, epochs
 	s.next, s.maxTS, s.maxTSOffset = next, maxTS, maxTSOff
+	s.firstIndex, s.count = firstIndex, count
 	s.imu.Unlock()
 	s.size.Store(size)
 	s.compacted = flags&indexFlagCompacted != 0
