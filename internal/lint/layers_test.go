@@ -27,6 +27,9 @@ var allowed = map[string][]string{
 	"internal/server/servertest": {"internal/server", "internal/config"},
 	"internal/cli":               {"internal/cli/"},
 	"internal/cli/serve":         {"internal/config", "internal/server"},
+	// Replication: node-to-node Raft transport.
+	"internal/replication/transport": {"internal/clock"},
+	"internal/replication":           {"internal/replication/transport", "internal/storage", "internal/record", "internal/clock"},
 	// Client commands talk to brokers over the network only.
 	"internal/cli/":        {"internal/cli/", "internal/record"},
 	"internal/cli/clitest": {"internal/cli", "internal/cli/", "internal/server/servertest", "internal/config"},

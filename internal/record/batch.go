@@ -246,3 +246,21 @@ func CheckFrame(b []byte) (Header, error) {
 	}
 	return h, nil
 }
+
+// InternalProducerID marks the control batches only Weir writes: Raft
+// entries that carry no Kafka data (a new leader's empty entry, membership
+// changes). No Kafka producer id is negative other than -1, and fetches
+// never return these batches.
+const InternalProducerID = -2
+
+// Internal reports whether h is one of Weir's internal control batches.
+func (h *Header) Internal() bool { return h.Control() && h.ProducerID == InternalProducerID }
+
+// PeekInternal is Internal on the raw header bytes b (at least HeaderSize).
+func PeekInternal(b []byte) bool {
+	return binary.BigEndian.Uint16(b[attributesPos:])&controlBit != 0 &&
+		int64(binary.BigEndian.Uint64(b[producerIDPos:])) == InternalProducerID
+}
+
+// PeekLeaderEpoch returns the partition leader epoch of the batch b.
+func PeekLeaderEpoch(b []byte) int32 { return int32(binary.BigEndian.Uint32(b[leaderEpochPos:])) }

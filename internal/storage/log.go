@@ -617,6 +617,18 @@ func (l *Log) Durable(offset int64) *DurableWait {
 	return l.durableLocked(offset)
 }
 
+// SyncTo is Durable for a caller that needs offset on disk now whatever
+// the flush policy: it schedules an fsync round if one is needed.
+func (l *Log) SyncTo(offset int64) *DurableWait {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if offset > l.durable && l.failed == nil && !l.closed {
+		l.needFsync = true
+		l.requestSyncLocked()
+	}
+	return l.durableLocked(offset)
+}
+
 func (l *Log) durableLocked(offset int64) *DurableWait {
 	w := &DurableWait{offset: offset, done: make(chan struct{})}
 	switch {

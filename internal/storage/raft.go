@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/weir-dev/weir/internal/record"
 )
@@ -34,22 +35,32 @@ const raftStartName = "raft-start"
 type raftStart struct {
 	firstIndex uint64 // index of the first segment's first batch
 	prevTerm   uint64 // term of the entry before it (0 at the very start)
+	// base is the offset of that batch when the log was reset to a
+	// snapshot (0 otherwise): a log left without segments starts there.
+	base int64
 }
 
 func (l *Log) readRaftStart() raftStart {
 	body, err := ReadSealed(filepath.Join(l.dir, raftStartName))
-	if err != nil || len(body) != 16 {
+	if err != nil || (len(body) != 16 && len(body) != 24) {
 		if err != nil && !os.IsNotExist(err) {
 			l.logger.Warn("raft-start checkpoint unreadable; assuming the log starts at index 1", "err", err)
 		}
 		return raftStart{firstIndex: 1}
 	}
-	return raftStart{firstIndex: binary.BigEndian.Uint64(body), prevTerm: binary.BigEndian.Uint64(body[8:])}
+	rs := raftStart{firstIndex: binary.BigEndian.Uint64(body), prevTerm: binary.BigEndian.Uint64(body[8:])}
+	if len(body) == 24 {
+		rs.base = int64(binary.BigEndian.Uint64(body[16:]))
+	}
+	return rs
 }
 
 func (l *Log) writeRaftStart(rs raftStart) error {
 	body := binary.BigEndian.AppendUint64(nil, rs.firstIndex)
 	body = binary.BigEndian.AppendUint64(body, rs.prevTerm)
+	if rs.base > 0 {
+		body = binary.BigEndian.AppendUint64(body, uint64(rs.base))
+	}
 	return WriteFileAtomic(l.dir, raftStartName, Seal(body))
 }
 
@@ -279,4 +290,160 @@ func (l *Log) TruncateAfterIndex(i uint64) error {
 		return err
 	}
 	return l.TruncateTo(off)
+}
+
+// ResetTo empties the log and starts it again at Raft index firstIndex and
+// offset next, the entry before having term prevTerm: a replica installing
+// a snapshot. Segments go newest first, so a crash part way leaves a
+// prefix of the old log, which is still a valid Raft log.
+func (l *Log) ResetTo(firstIndex, prevTerm uint64, next int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed || l.closing:
+		return ErrClosed
+	case l.failed != nil:
+		return l.failed
+	case next < 0 || firstIndex == 0:
+		return fmt.Errorf("reset log to index %d offset %d: out of range", firstIndex, next)
+	}
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	l.ra.reset()
+	l.keepRecent(nil, nil)
+	for len(l.segs) > 0 {
+		s := l.segs[len(l.segs)-1]
+		l.segs = l.segs[:len(l.segs)-1]
+		s.removed = true
+		s.close()
+		if err := os.Remove(s.path()); err != nil && !os.IsNotExist(err) {
+			return l.failLocked(fmt.Errorf("remove segment %d: %w", s.base, err))
+		}
+		os.Remove(s.indexPath())
+	}
+	l.dirty, l.toSeal, l.outq, l.outqBytes = nil, nil, nil, 0
+	if err := SyncDir(l.dir); err != nil {
+		return l.failLocked(err)
+	}
+	if err := l.writeRaftStart(raftStart{firstIndex: firstIndex, prevTerm: prevTerm, base: next}); err != nil {
+		return l.failLocked(err)
+	}
+	if err := WriteFileAtomic(l.dir, logStartName, Seal([]byte(strconv.FormatInt(next, 10)))); err != nil {
+		return l.failLocked(err)
+	}
+	if err := l.writeCleanerCheckpoint(next); err != nil {
+		return l.failLocked(err)
+	}
+	seg, err := l.createSegment(next)
+	if err != nil {
+		return l.failLocked(err)
+	}
+	if err := SyncDir(l.dir); err != nil {
+		seg.close()
+		return l.failLocked(err)
+	}
+	seg.firstIndex = firstIndex
+	seg.rollAt = l.clock.Now().Add(l.cfg.Load().SegmentAge)
+	l.segs = []*segment{seg}
+	l.active = seg
+	l.prevTerm = prevTerm
+	l.tail, l.tailPos, l.tailDirty = l.tail[:0], 0, false
+	l.leo, l.durable = next, next
+	l.epochs = nil
+	l.pending = nil
+	l.unflushed, l.needFsync = 0, false
+	l.cleanedTo.Store(next)
+	l.logStart.Store(next)
+	b := &boundary{next: next, seg: seg, pos: 0}
+	l.visible.Store(b)
+	l.written.Store(b)
+	l.logEnd.Store(b)
+	return nil
+}
+
+// Abandon drops the log as a crash would: data still buffered in memory is
+// lost, files are closed without sealing and no clean-shutdown marker is
+// left. For crash tests of the layers above.
+func (l *Log) Abandon() {
+	l.syncMu.Lock() // a write-out in progress finishes first
+	l.mu.Lock()
+	l.closing, l.closed = true, true
+	l.tailDirty, l.outq, l.dirty, l.toSeal = false, nil, nil, nil
+	for _, w := range l.waiters {
+		w.err = ErrClosed
+		close(w.done)
+	}
+	l.waiters = nil
+	l.flushed.Broadcast()
+	l.mu.Unlock()
+	l.syncMu.Unlock()
+	l.bg.Wait()
+	l.ra.wait()
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
+	l.closeFiles()
+}
+
+// LowerHighWatermark moves the high watermark back to offset (to the start
+// of the batch holding it): a replica reopening its log may hold entries
+// beyond what it knows to be committed, and readers and retention must not
+// see them until they are. What lies between is on disk (call it after
+// Open, before appending).
+func (l *Log) LowerHighWatermark(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	vis := l.visible.Load()
+	if offset >= vis.next {
+		return nil
+	}
+	offset = max(offset, l.logStart.Load())
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	j := l.segmentForLocked(offset)
+	s := l.segs[j]
+	pos, err := findPos(s, offset, s.size.Load())
+	if err != nil {
+		return err
+	}
+	start := boundary{next: offset, seg: s, pos: pos}
+	var pending []boundary
+	var hdr [record.HeaderSize]byte
+	first := true
+	for {
+		if s == vis.seg && pos >= vis.pos {
+			break
+		}
+		if pos >= s.size.Load() {
+			if j+1 >= len(l.segs) {
+				break
+			}
+			j++
+			s, pos = l.segs[j], 0
+			continue
+		}
+		if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+			return fmt.Errorf("read segment %d: %w", s.base, err)
+		}
+		size := record.PeekSize(hdr[:])
+		if size < record.HeaderSize {
+			return fmt.Errorf("%w: segment %d: batch length %d at %d", record.ErrCorrupt, s.base, size, pos)
+		}
+		if first {
+			start.next = record.PeekBaseOffset(hdr[:])
+			first = false
+		}
+		pos += int64(size)
+		pending = append(pending, boundary{next: record.PeekLastOffset(hdr[:]) + 1, seg: s, pos: pos})
+	}
+	if first {
+		return nil // offset is at the end already
+	}
+	l.visible.Store(&start)
+	l.pending = append(pending, l.pending...)
+	return nil
 }

@@ -3,9 +3,13 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/weir-dev/weir/internal/record"
 )
@@ -147,4 +151,213 @@ func TestRaftViewTruncateAndRetention(t *testing.T) {
 	if term, _ := h.log.Term(first - 1); term != terms[first-2] {
 		t.Fatalf("after restart: term before the first index = %d, want %d", term, terms[first-2])
 	}
+}
+
+func TestResetToSnapshot(t *testing.T) {
+	h := newHarness(t, smallConfig())
+	batches, _ := raftLog(t, h, 40)
+	next := record.PeekLastOffset(batches[len(batches)-1]) + 1000
+	if err := h.log.ResetTo(500, 7, next); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if f, l := h.log.FirstIndex(), h.log.LastIndex(); f != 500 || l != 499 {
+			t.Fatalf("after reset: first %d last %d, want 500 499", f, l)
+		}
+		if term, err := h.log.Term(499); err != nil || term != 7 {
+			t.Fatalf("term of the snapshot index = %d, %v", term, err)
+		}
+		if s, e := h.log.LogStartOffset(), h.log.LogEndOffset(); s != next || e != next {
+			t.Fatalf("offsets after reset: start %d end %d, want %d", s, e, next)
+		}
+	}
+	check()
+	h.reopen()
+	check()
+	b := testBatch(t, int(next), 3, 0, 50)
+	res, err := h.log.Append(b, 8, 0)
+	if err != nil || res.Index != 500 || res.BaseOffset != next {
+		t.Fatalf("append after reset: %+v, %v", res, err)
+	}
+	h.log.Sync()
+	h.crash()
+	h.open()
+	if h.log.LastIndex() != 500 || h.log.LogEndOffset() != next+3 {
+		t.Fatalf("after crash: last index %d, end %d", h.log.LastIndex(), h.log.LogEndOffset())
+	}
+	if term, _ := h.log.Term(500); term != 8 {
+		t.Fatalf("term of entry 500 = %d", term)
+	}
+}
+
+// A crash after the segments are gone but before the new one exists must
+// still restart at the snapshot's offset.
+func TestResetToRecoversWithoutSegments(t *testing.T) {
+	h := newHarness(t, smallConfig())
+	raftLog(t, h, 10)
+	if err := h.log.ResetTo(100, 3, 5000); err != nil {
+		t.Fatal(err)
+	}
+	h.crash()
+	entries, _ := os.ReadDir(h.dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".log") || strings.HasSuffix(e.Name(), ".index") || e.Name() == logStartName {
+			os.Remove(filepath.Join(h.dir, e.Name()))
+		}
+	}
+	h.open()
+	if h.log.FirstIndex() != 100 || h.log.LogEndOffset() != 5000 {
+		t.Fatalf("first index %d, end %d; want 100, 5000", h.log.FirstIndex(), h.log.LogEndOffset())
+	}
+}
+
+func TestAbandonLosesOnlyUnsyncedData(t *testing.T) {
+	h := newHarness(t, smallConfig())
+	raftLog(t, h, 10)
+	cfg := smallConfig()
+	cfg.FlushMessages = 1 << 30
+	cfg.FlushInterval = time.Hour
+	h.log.SetConfig(cfg)
+	if _, err := h.log.Append(testBatch(t, int(h.log.LogEndOffset()), 2, 0, 50), 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.log.Abandon()
+	h.log = nil
+	h.open()
+	if h.log.LastIndex() != 10 {
+		t.Fatalf("last index after abandon = %d, want 10 (the unsynced entry lost)", h.log.LastIndex())
+	}
+}
+
+// TestRaftViewRandomized checks the Raft view against a model through
+// random appends, tail truncations, crashes and reopens across segment
+// rolls.
+func TestRaftViewRandomized(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		cfg := smallConfig()
+		cfg.SegmentBytes = 2 << 10
+		h := newHarness(t, cfg)
+		type ent struct {
+			term uint64
+			base int64
+			n    int
+		}
+		var model []ent
+		next := int64(0)
+		term := uint64(1)
+		for step := range 300 {
+			switch r := rng.IntN(10); {
+			case r < 6:
+				n := 1 + rng.IntN(4)
+				if rng.IntN(5) == 0 {
+					term++
+				}
+				res, err := h.log.Append(testBatch(t, 0, n, 0, 20+rng.IntN(200)), int32(term), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Index != uint64(len(model)+1) || res.BaseOffset != next {
+					t.Fatalf("seed %d step %d: append got index %d offset %d, want %d %d", seed, step, res.Index, res.BaseOffset, len(model)+1, next)
+				}
+				model = append(model, ent{term: term, base: next, n: n})
+				next += int64(n)
+				if rng.IntN(2) == 0 {
+					if err := h.log.Sync(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case r < 8 && len(model) > 0:
+				keep := rng.IntN(len(model) + 1)
+				if err := h.log.TruncateAfterIndex(uint64(keep)); err != nil {
+					t.Fatal(err)
+				}
+				model = model[:keep]
+				next = 0
+				if keep > 0 {
+					next = model[keep-1].base + int64(model[keep-1].n)
+				}
+			case r < 9:
+				if err := h.log.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				h.crash()
+				h.open()
+			default:
+				h.reopen()
+			}
+			if got := h.log.LastIndex(); got != uint64(len(model)) {
+				t.Fatalf("seed %d step %d: last index %d, want %d", seed, step, got, len(model))
+			}
+			if got := h.log.LogEndOffset(); got != next {
+				t.Fatalf("seed %d step %d: log end %d, want %d", seed, step, got, next)
+			}
+			if err := h.log.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range model {
+				idx := uint64(i + 1)
+				tm, err := h.log.Term(idx)
+				if err != nil || tm != e.term {
+					t.Fatalf("seed %d step %d: term(%d) = %d, %v; want %d", seed, step, idx, tm, err, e.term)
+				}
+				off, err := h.log.OffsetOfIndex(idx)
+				if err != nil || off != e.base {
+					t.Fatalf("seed %d step %d: offset of %d = %d, %v; want %d", seed, step, idx, off, err, e.base)
+				}
+			}
+			if len(model) > 0 {
+				lo := uint64(1 + rng.IntN(len(model)))
+				bs, err := h.log.EntryBatches(lo, uint64(len(model)+1), math.MaxUint64)
+				if err != nil || len(bs) != len(model)-int(lo)+1 {
+					t.Fatalf("seed %d step %d: entries from %d: %d, %v", seed, step, lo, len(bs), err)
+				}
+				for k, b := range bs {
+					e := model[int(lo)-1+k]
+					if record.PeekBaseOffset(b) != e.base || uint64(record.PeekLeaderEpoch(b)) != e.term {
+						t.Fatalf("seed %d step %d: entry %d has offset %d term %d, want %d %d", seed, step, int(lo)+k, record.PeekBaseOffset(b), record.PeekLeaderEpoch(b), e.base, e.term)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestLowerHighWatermark(t *testing.T) {
+	h := newHarness(t, smallConfig())
+	batches, _ := raftLog(t, h, 60)
+	mid := record.PeekBaseOffset(batches[40])
+	if err := h.log.LowerHighWatermark(mid); err != nil {
+		t.Fatal(err)
+	}
+	if hw := h.log.HighWatermark(); hw != mid {
+		t.Fatalf("high watermark %d, want %d", hw, mid)
+	}
+	out, err := h.log.Read(nil, record.PeekBaseOffset(batches[39]), ReadOptions{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nextOf(out) != mid {
+		t.Fatalf("read beyond the lowered high watermark: up to %d", nextOf(out))
+	}
+	// Moving it forward again goes batch by batch, as before.
+	end := record.PeekLastOffset(batches[50]) + 1
+	h.log.SetHighWatermark(end)
+	if hw := h.log.HighWatermark(); hw != end {
+		t.Fatalf("high watermark %d after raising to %d", hw, end)
+	}
+	h.log.SetHighWatermark(h.log.LogEndOffset())
+	if hw := h.log.HighWatermark(); hw != h.log.LogEndOffset() {
+		t.Fatalf("high watermark %d, log end %d", hw, h.log.LogEndOffset())
+	}
+}
+
+func nextOf(b []byte) int64 {
+	next := int64(-1)
+	for len(b) > 0 {
+		next = record.PeekLastOffset(b) + 1
+		b = b[record.PeekSize(b):]
+	}
+	return next
 }

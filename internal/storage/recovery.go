@@ -99,7 +99,9 @@ func (l *Log) recover() error {
 	}
 	rs := l.readRaftStart()
 	if len(segs) == 0 {
-		seg, err := l.createSegment(logStart)
+		// A log reset to a snapshot may have lost its segment before the
+		// checkpoint of its start offset was written.
+		seg, err := l.createSegment(max(logStart, rs.base))
 		if err != nil {
 			return err
 		}
