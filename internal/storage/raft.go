@@ -302,6 +302,8 @@ func (l *Log) ResetTo(firstIndex, prevTerm uint64, next int64) error {
 	if err := l.Sync(); err != nil {
 		return err
 	}
+	l.syncMu.Lock() // as in TruncateTo
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {

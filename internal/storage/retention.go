@@ -153,6 +153,11 @@ func (l *Log) TruncateTo(next int64) error {
 	if err := l.Sync(); err != nil { // nothing may stay buffered or unsealed
 		return err
 	}
+	// A write-out round that began after the Sync captured the old log
+	// end; it must finish before the cut, or it would mark the log
+	// durable (and written) past the new end.
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
