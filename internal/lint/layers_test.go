@@ -21,7 +21,7 @@ var allowed = map[string][]string{
 	"internal/lint":              {},
 	"internal/group":             {"internal/clock"},
 	"internal/storage":           {"internal/record", "internal/clock"},
-	"internal/broker":            {"internal/storage", "internal/record", "internal/clock", "internal/group"},
+	"internal/broker":            {"internal/storage", "internal/record", "internal/clock", "internal/group", "internal/cluster", "internal/replication"},
 	"internal/kafka":             {"internal/broker", "internal/storage", "internal/record", "internal/clock", "internal/group"},
 	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka"},
 	"internal/server/servertest": {"internal/server", "internal/config"},
@@ -30,6 +30,8 @@ var allowed = map[string][]string{
 	// Replication: node-to-node Raft transport.
 	"internal/replication/transport": {"internal/clock"},
 	"internal/replication":           {"internal/replication/transport", "internal/storage", "internal/record", "internal/clock"},
+	// Cluster: the controller and its metadata, on the replication engine.
+	"internal/cluster": {"internal/replication", "internal/replication/transport", "internal/storage", "internal/record", "internal/clock"},
 	// Client commands talk to brokers over the network only.
 	"internal/cli/":        {"internal/cli/", "internal/record"},
 	"internal/cli/clitest": {"internal/cli", "internal/cli/", "internal/server/servertest", "internal/config"},

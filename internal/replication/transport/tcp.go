@@ -432,3 +432,33 @@ func (t *TCP) acceptHandshake(c net.Conn, r io.Reader) (hello, error) {
 	c.SetDeadline(time.Time{})
 	return h, nil
 }
+
+// Probe asks the node listening at addr for its id: it dials, says hello as
+// node from to "any node" (receiver 0) and returns the id in the answer,
+// then hangs up. A node learns its seeds' ids this way before it knows who
+// they are. The acceptor treats the probe as a connection from from that
+// ends at once.
+func Probe(ctx context.Context, addr string, from uint64, clusterID string) (uint64, error) {
+	if from == 0 {
+		return 0, errors.New("probe: node id 0 is reserved")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if _, err := conn.Write(appendHello(nil, hello{version: protocolVersion, from: from, cluster: clusterID})); err != nil {
+		return 0, fmt.Errorf("probe %s: %w", addr, err)
+	}
+	status, node, err := readAck(conn)
+	if err == nil && status != ackOK {
+		err = refusedError{status}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: %w", addr, err)
+	}
+	return node, nil
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -498,4 +499,21 @@ func TestNewTCPChecksConfig(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
+}
+
+func TestProbeLearnsNodeID(t *testing.T) {
+	a := startNode(t, 7)
+	ctx := context.Background()
+	id, err := Probe(ctx, a.Addr().String(), 99, "test-cluster")
+	if err != nil || id != 7 {
+		t.Fatalf("probe = %d, %v; want 7", id, err)
+	}
+	if _, err := Probe(ctx, a.Addr().String(), 99, "other-cluster"); err == nil {
+		t.Fatal("probe of another cluster succeeded")
+	}
+	// The node still serves real peers after being probed.
+	b := startNode(t, 8)
+	connect(a, b)
+	sendSeq(b, 7, 3)
+	eventually(t, "3 envelopes at node 7", func() bool { return len(a.rec.from(8)) == 3 })
 }
