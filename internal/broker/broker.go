@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/internal/clock"
+	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/group"
 	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/storage"
@@ -48,6 +49,9 @@ type Config struct {
 	// GroupInitialRebalanceDelay is Kafka's
 	// group.initial.rebalance.delay.ms.
 	GroupInitialRebalanceDelay time.Duration
+	// Cluster, when set, makes the broker one node of a cluster: topics
+	// come from the controller and partitions are Raft groups.
+	Cluster *cluster.Controller
 }
 
 // Broker is a node's partition manager.
@@ -170,6 +174,19 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 		stop:    make(chan struct{}),
 	}
 	b.pidLimit = b.nextPID
+	if b.clustered() {
+		b.adminMu.Lock()
+		b.reconcileLocked()
+		b.adminMu.Unlock()
+		if err := b.startCoordinators(); err != nil {
+			b.closeAll()
+			return nil, err
+		}
+		b.wg.Add(2)
+		go b.reconcileLoop()
+		go b.maintain()
+		return b, nil
+	}
 	for _, tm := range meta.Topics {
 		id, err := parseTopicID(tm.ID)
 		if err != nil {
@@ -256,7 +273,7 @@ func (b *Broker) removeStrayDirs() {
 }
 
 // ClusterID identifies the cluster.
-func (b *Broker) ClusterID() string { return b.meta.ClusterID }
+func (b *Broker) ClusterID() string { return b.clusterID() }
 
 // NodeID is this broker's id.
 func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
@@ -322,6 +339,15 @@ const producerIDBlock = 1000
 func (b *Broker) InitProducerID() (int64, error) {
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
+	if b.nextPID >= b.pidLimit && b.clustered() {
+		ctx, cancel := adminContext()
+		first, err := b.cfg.Cluster.AllocateProducerIDs(ctx, producerIDBlock)
+		cancel()
+		if err != nil {
+			return 0, controllerErr(err)
+		}
+		b.nextPID, b.pidLimit = first, first+producerIDBlock
+	}
 	if b.nextPID >= b.pidLimit {
 		b.meta.NextProducerID = b.pidLimit + producerIDBlock
 		if err := saveMeta(b.cfg.DataDir, b.meta); err != nil {
@@ -364,6 +390,9 @@ func (b *Broker) RunMaintenance() {
 	expireBefore := b.clock.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions() {
+			if p.log == nil {
+				continue
+			}
 			if n, err := p.log.ApplyRetention(); err != nil {
 				b.logger.Error("retention", "partition", p.name(), "err", err)
 			} else if n > 0 {
@@ -386,6 +415,9 @@ func (b *Broker) Failures() []string {
 	var out []string
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions() {
+			if p.log == nil {
+				continue
+			}
 			if err := p.log.Failed(); err != nil {
 				out = append(out, fmt.Sprintf("%s: %v", p.name(), err))
 			}
@@ -416,6 +448,12 @@ func (b *Broker) closeAll() error {
 	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.partitions {
+			if p.rg != nil {
+				p.rg.Remove() // the driver appends to the log no more
+			}
+			if p.log == nil {
+				continue
+			}
 			if err := p.close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s: %w", p.name(), err))
 			}

@@ -41,9 +41,9 @@ func produce(t *testing.T, p *Partition, b []byte) ProduceResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Durable != nil {
-		<-res.Durable.Done()
-		if err := res.Durable.Err(); err != nil {
+	if res.Committed != nil {
+		<-res.Committed.Done()
+		if _, err := res.Committed.Result(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,8 +190,8 @@ func TestRelaxedFlushAcknowledgesBeforeFsync(t *testing.T) {
 		Configs: map[string]string{"flush.messages": "100000", "flush.ms": "60000"}}, false)
 	p, _ := topic.Partition(0)
 	res, err := p.Produce(idemBatch(t, -1, -1, -1, 3, 1))
-	if err != nil || res.Durable != nil {
-		t.Fatalf("relaxed produce: %v, durable wait %v", err, res.Durable)
+	if err != nil || res.Committed != nil {
+		t.Fatalf("relaxed produce: %v, durable wait %v", err, res.Committed)
 	}
 	// Readers see it once it is written to the file, without an fsync.
 	deadline := time.After(10 * time.Second)

@@ -51,7 +51,7 @@ func (b *Broker) ensureInternalTopic(name string, partitions int32) (*Topic, err
 	for k, v := range internalTopicDefaults {
 		configs[k] = v
 	}
-	t, err := b.CreateTopic(TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 1, Configs: configs}, false)
+	t, err := b.CreateTopic(TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: -1, Configs: configs}, false)
 	if errors.Is(err, ErrTopicExists) {
 		if t, ok := b.Topic(name); ok {
 			return t, nil
@@ -102,6 +102,9 @@ func (p *Partition) appendInternal(opts record.BatchOptions, records []record.Re
 	batch, err := record.Build(opts, records)
 	if err != nil {
 		return storage.AppendResult{}, err
+	}
+	if p.b.clustered() {
+		return p.appendReplicated(batch)
 	}
 	p.mu.Lock()
 	ar, err := p.log.Append(batch, p.LeaderEpoch(), 0)

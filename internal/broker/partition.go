@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/replication"
 	"github.com/weir-dev/weir/internal/storage"
 )
 
@@ -36,6 +39,14 @@ type Partition struct {
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed when the high watermark moves
+
+	// Cluster mode: the assignment from the controller, and the
+	// partition's Raft group when this node is a replica (log is nil
+	// otherwise).
+	info   atomic.Pointer[cluster.Partition]
+	rg     *replication.Group
+	status atomic.Pointer[replication.Status]
+	stale  bool // p.mu: rebuild the producer state before the next produce
 }
 
 // Index is the partition number.
@@ -45,8 +56,14 @@ func (p *Partition) Index() int32 { return p.index }
 func (p *Partition) Topic() *Topic { return p.topic }
 
 // LeaderEpoch is the partition's current leader epoch. A single node stays
-// leader of everything at epoch 0; replication bumps it with Raft terms.
-func (p *Partition) LeaderEpoch() int32 { return 0 }
+// leader of everything at epoch 0; in a cluster it is the Raft term.
+func (p *Partition) LeaderEpoch() int32 {
+	if !p.b.clustered() {
+		return 0
+	}
+	_, epoch, _, _ := p.LeaderInfo()
+	return epoch
+}
 
 // HighWatermark is the end of what consumers may read.
 func (p *Partition) HighWatermark() int64 { return p.log.HighWatermark() }
@@ -146,9 +163,13 @@ type ProduceResult struct {
 	BaseOffset     int64
 	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
 	LogStartOffset int64
-	// Durable completes when the batch is fsynced; nil when the topic's
-	// flush policy acknowledges from the page cache.
-	Durable *storage.DurableWait
+	// Local completes when the batch is durable on this node (acks=1),
+	// Committed when it is committed (acks=all: on a single node the same,
+	// in a cluster once a majority has it). Both nil when the answer need
+	// not wait (a flush policy that acknowledges from the page cache).
+	// BaseOffset is -1 until then when the offsets come from Raft: take
+	// it from the completion.
+	Local, Committed *Completion
 }
 
 // Produce validates batch and appends it. The batch's bytes are modified in
@@ -197,6 +218,9 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	if set.logAppendTime {
 		appendTime, res.LogAppendTime = now, now
 	}
+	if p.b.clustered() {
+		return p.propose(batch, &h, appendTime, now)
+	}
 
 	ar, dup, err := p.appendChecked(batch, &h, appendTime, now)
 	if err != nil {
@@ -211,13 +235,15 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 		// first copy may still be on its way to disk.
 		res.BaseOffset = dup.baseOffset
 		if set.log.SyncsEveryAppend() {
-			res.Durable = p.log.Durable(dup.lastOffset + 1)
+			c := durableCompletion(p.log.Durable(dup.lastOffset+1), dup.baseOffset)
+			res.Local, res.Committed = c, c
 		}
 		return res, nil
 	}
 	res.BaseOffset = ar.BaseOffset
 	if ar.Synced {
-		res.Durable = p.log.Durable(ar.LastOffset + 1)
+		c := durableCompletion(p.log.Durable(ar.LastOffset+1), ar.BaseOffset)
+		res.Local, res.Committed = c, c
 	}
 	return res, nil
 }
@@ -309,6 +335,15 @@ func (p *Partition) WriteMarker(pid int64, epoch int16, commit bool, coordinator
 	if err != nil {
 		return err
 	}
+	if p.b.clustered() {
+		// Every replica, this one included, ends the transaction when the
+		// marker reaches its log.
+		if _, err := p.appendReplicated(batch); err != nil {
+			return err
+		}
+		p.notify()
+		return nil
+	}
 	p.mu.Lock()
 	ar, err := p.log.Append(batch, p.LeaderEpoch(), 0)
 	if err == nil {
@@ -394,9 +429,15 @@ type ReadResult struct {
 // one batch when minOne), never beyond the high watermark, or with
 // readCommitted never beyond the last stable offset.
 func (p *Partition) Read(dst []byte, offset int64, maxBytes int, minOne, readCommitted bool) (ReadResult, error) {
+	if err := p.Serving(); err != nil {
+		return ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}, err
+	}
 	hw := p.log.HighWatermark()
 	start := len(dst)
 	out, err := p.log.Read(dst, offset, storage.ReadOptions{MaxBytes: maxBytes, MinOneBatch: minOne})
+	if err == nil && p.rg != nil {
+		out = append(out[:start], stripInternal(out[start:])...)
+	}
 	if hw2 := p.log.HighWatermark(); hw2 > hw {
 		// The read may have seen data up to the newer mark; report it so the
 		// client never sees records above the high watermark it is told.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/replication"
 )
 
 // producerDedupWindow is how many recent batches per producer are
@@ -17,6 +18,9 @@ const producerDedupWindow = 5
 type batchMeta struct {
 	firstSeq, lastSeq      int32
 	baseOffset, lastOffset int64
+	// prop is the Raft proposal of a batch the leader proposed whose
+	// offsets are not known yet (cluster mode, never snapshotted).
+	prop *replication.Proposal
 }
 
 // producerState is a producer's sequence state on one partition.

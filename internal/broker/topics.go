@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -53,7 +54,7 @@ func (b *Broker) CreateTopic(spec TopicSpec, validateOnly bool) (*Topic, error) 
 		spec.Partitions = b.cfg.DefaultPartitions
 	}
 	if spec.ReplicationFactor == -1 {
-		spec.ReplicationFactor = b.cfg.DefaultReplicationFactor
+		spec.ReplicationFactor = b.defaultReplicas()
 	}
 	if spec.Partitions <= 0 {
 		return nil, fmt.Errorf("%w: topic needs at least one partition, got %d", ErrInvalidPartitions, spec.Partitions)
@@ -61,13 +62,16 @@ func (b *Broker) CreateTopic(spec TopicSpec, validateOnly bool) (*Topic, error) 
 	if spec.Partitions > 100_000 {
 		return nil, fmt.Errorf("%w: %d partitions is more than one node serves", ErrInvalidPartitions, spec.Partitions)
 	}
-	if spec.ReplicationFactor != 1 {
+	if spec.ReplicationFactor != 1 && !b.clustered() {
 		return nil, fmt.Errorf("%w: replication factor %d is larger than the 1 available broker", ErrInvalidReplication, spec.ReplicationFactor)
 	}
 	for name, v := range spec.Configs {
 		if err := ValidateTopicConfig(name, v); err != nil {
 			return nil, err
 		}
+	}
+	if b.clustered() {
+		return b.createClusterTopic(spec, validateOnly)
 	}
 
 	b.adminMu.Lock()
@@ -153,6 +157,9 @@ func (b *Broker) DeleteTopic(name string) error {
 	if name == OffsetsTopic || name == TransactionTopic {
 		return fmt.Errorf("%w: %s holds the broker's own state", ErrInternalTopic, name)
 	}
+	if b.clustered() {
+		return b.clusterChange(func(ctx context.Context) error { return b.cfg.Cluster.DeleteTopic(ctx, name) })
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.Topic(name)
@@ -218,6 +225,11 @@ func (b *Broker) CreatePartitions(name string, count int32, validateOnly bool) e
 	}
 	if validateOnly {
 		return nil
+	}
+	if b.clustered() {
+		b.adminMu.Unlock()
+		defer b.adminMu.Lock()
+		return b.clusterChange(func(ctx context.Context) error { return b.cfg.Cluster.CreatePartitions(ctx, name, count) })
 	}
 	var added []*Partition
 	for i := have; i < count; i++ {
@@ -358,6 +370,11 @@ func (b *Broker) changeConfigs(name string, validateOnly bool, edit func(map[str
 	}
 	if validateOnly {
 		return nil
+	}
+	if b.clustered() {
+		b.adminMu.Unlock()
+		defer b.adminMu.Lock()
+		return b.clusterChange(func(ctx context.Context) error { return b.cfg.Cluster.SetTopicConfigs(ctx, name, next) })
 	}
 	for i := range b.meta.Topics {
 		if b.meta.Topics[i].Name == name {

@@ -41,7 +41,20 @@ type Config struct {
 	// TopicDefaults overrides built-in topic config defaults (e.g.
 	// retention.ms) for every topic.
 	TopicDefaults map[string]string
+	// Cluster mode (on when Seeds is set): the node-to-node Raft listener,
+	// the controller voters' RPC addresses (the same on every node), the
+	// default replication factor, and a dial redirection for tests that
+	// put proxies between nodes.
+	RPCAddr           string
+	Seeds             []string
+	ClusterName       string
+	ReplicationFactor int32
+	RaftTick          time.Duration
+	RPCDialMap        map[string]string
 }
+
+// Clustered reports whether the node runs as part of a cluster.
+func (c *Config) Clustered() bool { return len(c.Seeds) > 0 }
 
 // Default returns the embedded defaults: a single node on loopback keeping
 // its data in ./weir-data.
@@ -61,6 +74,12 @@ func Default() Config {
 		TopicDefaults:       map[string]string{},
 
 		GroupInitialRebalanceDelay: 3 * time.Second,
+
+		RPCAddr:           "127.0.0.1:9645",
+		ClusterName:       "weir",
+		ReplicationFactor: 3,
+		RaftTick:          100 * time.Millisecond,
+		RPCDialMap:        map[string]string{},
 	}
 }
 
@@ -167,6 +186,31 @@ func Settings() []Setting {
 		durations("shutdown-timeout", "how long shutdown waits for in-flight requests", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		ints("sync-workers", "goroutines issuing fsyncs for partitions in parallel", func(c *Config) *int { return &c.SyncWorkers }),
 		durations("group-initial-rebalance-delay", "how long a new consumer group waits for more members before its first rebalance", func(c *Config) *time.Duration { return &c.GroupInitialRebalanceDelay }),
+		str("rpc-addr", "host:port of the node-to-node (Raft) listener in a cluster; also how the other nodes reach this one", func(c *Config) *string { return &c.RPCAddr }),
+		{Key: "seeds", Kind: "string", Usage: "comma-separated rpc addresses of the controller nodes, the same on every node; setting it turns cluster mode on",
+			get: func(c *Config) string { return strings.Join(c.Seeds, ",") },
+			set: func(c *Config, v string) error {
+				c.Seeds = nil
+				for _, s := range strings.Split(v, ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						c.Seeds = append(c.Seeds, s)
+					}
+				}
+				return nil
+			}},
+		str("cluster-name", "name every node of a cluster shares; nodes of another are refused", func(c *Config) *string { return &c.ClusterName }),
+		int32s("default-replication-factor", "replicas of topics created without a replication factor (at most the number of nodes)", func(c *Config) *int32 { return &c.ReplicationFactor }),
+		durations("raft-tick", "Raft tick: heartbeats every tick, elections after 10 without a leader", func(c *Config) *time.Duration { return &c.RaftTick }),
+		{Key: "rpc-dial-map", Kind: "map", Usage: "testing: dial B to reach the node at rpc address A, as A=B[,A=B]",
+			get: func(c *Config) string { return formatMap(c.RPCDialMap) },
+			set: func(c *Config, v string) error {
+				m, err := parseMap(v)
+				if err != nil {
+					return err
+				}
+				c.RPCDialMap = m
+				return nil
+			}},
 		{Key: "topic-defaults", Kind: "map", Usage: "topic config defaults for every topic, as name=value[,name=value]",
 			get: func(c *Config) string { return formatMap(c.TopicDefaults) },
 			set: func(c *Config, v string) error {
@@ -303,6 +347,25 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID < 0 {
 		bad("node-id must be 0 or more, got %d", c.NodeID)
+	}
+	if c.Clustered() {
+		if c.NodeID < 1 {
+			bad("node-id must be 1 or more in a cluster (--seeds is set)")
+		}
+		if err := checkAddr(c.RPCAddr); err != nil {
+			bad("rpc-addr %q: %v", c.RPCAddr, err)
+		}
+		for _, s := range c.Seeds {
+			if err := checkAddr(s); err != nil {
+				bad("seeds: %q: %v", s, err)
+			}
+		}
+		if c.ReplicationFactor < 1 {
+			bad("default-replication-factor must be at least 1, got %d", c.ReplicationFactor)
+		}
+		if c.RaftTick <= 0 {
+			bad("raft-tick must be positive, got %s", c.RaftTick)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -154,6 +154,8 @@ var errorCodes = []struct {
 	{broker.ErrInvalidProducerMap, kerr.InvalidProducerIDMapping},
 	{broker.ErrConcurrentTxns, kerr.ConcurrentTransactions},
 	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
+	{broker.ErrNotLeader, kerr.NotLeaderForPartition},
+	{broker.ErrTimedOut, kerr.RequestTimedOut},
 }
 
 var unknownTopicCode = kerr.UnknownTopicOrPartition.Code

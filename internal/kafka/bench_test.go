@@ -80,7 +80,7 @@ func BenchmarkFetchPath(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		<-res.Durable.Done()
+		<-res.Committed.Done()
 	}
 	w := &connWriter{}
 	hw := part.HighWatermark()

@@ -189,11 +189,13 @@ func handleDescribeCluster(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = b.ClusterID()
-	resp.ControllerID = b.NodeID()
-	host, port := c.s.advertised()
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.NodeID(), host, port
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	brokers, controller := brokersAndController(c.s)
+	resp.ControllerID = controller
+	for _, mb := range brokers {
+		br := kmsg.NewDescribeClusterResponseBroker()
+		br.NodeID, br.Host, br.Port, br.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		resp.Brokers = append(resp.Brokers, br)
+	}
 	resp.ClusterAuthorizedOperations = authorizedOperationsUnset
 	return respond(resp)
 }

@@ -178,6 +178,9 @@ func handleDeleteRecords(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
 			p, err := c.s.b.Partition(rt.Topic, rp.Partition)
+			if err == nil && c.s.b.Cluster() != nil {
+				err = fmt.Errorf("%w: DeleteRecords is not replicated yet; it is refused in a cluster", broker.ErrInvalidRequest)
+			}
 			if err == nil {
 				sp.LowWatermark, err = p.DeleteRecordsBefore(rp.Offset)
 			}
@@ -201,6 +204,9 @@ func handleOffsetForLeaderEpoch(c *conn, h *requestHeader, r kmsg.Request) *pend
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			p, err := c.s.b.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				err = p.Serving()
+			}
 			switch {
 			case err != nil:
 				sp.ErrorCode = errorCode(err)

@@ -115,6 +115,10 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			errs[i] = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
+		if err := p.Serving(); err != nil {
+			errs[i] = errorCode(err)
+			continue
+		}
 		if errs[i] = leaderEpochError(p, fp.leaderEpoch); errs[i] != 0 {
 			continue
 		}

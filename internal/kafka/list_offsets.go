@@ -27,6 +27,9 @@ func handleListOffsets(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			p, err := c.s.b.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				err = p.Serving()
+			}
 			switch {
 			case err != nil:
 				sp.ErrorCode = errorCode(err)

@@ -19,11 +19,9 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	resp.SetVersion(h.version)
 	s := c.s
 	b := s.b
-	host, port := s.advertised()
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.NodeID(), Host: host, Port: port}}
+	resp.Brokers, resp.ControllerID = brokersAndController(s)
 	cid := b.ClusterID()
 	resp.ClusterID = &cid
-	resp.ControllerID = b.NodeID()
 	resp.AuthorizedOperations = authorizedOperationsUnset
 
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)
@@ -82,16 +80,40 @@ func topicMetadata(b *broker.Broker, t *broker.Topic) kmsg.MetadataResponseTopic
 	mt.TopicID = t.ID
 	mt.IsInternal = t.Internal()
 	mt.AuthorizedOperations = authorizedOperationsUnset
-	node := b.NodeID()
 	for _, p := range t.Partitions() {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Index()
-		mp.Leader = node
-		mp.LeaderEpoch = p.LeaderEpoch()
-		mp.Replicas = []int32{node}
-		mp.ISR = []int32{node}
+		mp.Leader, mp.LeaderEpoch, mp.Replicas, mp.ISR = p.LeaderInfo()
+		if mp.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mp.OfflineReplicas = []int32{}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// brokersAndController lists the nodes clients may connect to and the
+// active controller: this node alone on a single node, every registered
+// node in a cluster.
+func brokersAndController(s *Server) ([]kmsg.MetadataResponseBroker, int32) {
+	b := s.b
+	host, port := s.advertised()
+	self := kmsg.MetadataResponseBroker{NodeID: b.NodeID(), Host: host, Port: port}
+	ctl := b.Cluster()
+	if ctl == nil {
+		return []kmsg.MetadataResponseBroker{self}, b.NodeID()
+	}
+	m := ctl.Metadata()
+	out := []kmsg.MetadataResponseBroker{self}
+	for _, id := range m.NodeIDs() {
+		if n := m.Nodes[id]; id != b.NodeID() {
+			out = append(out, kmsg.MetadataResponseBroker{NodeID: id, Host: n.KafkaHost, Port: n.KafkaPort})
+		}
+	}
+	controller := int32(ctl.Status().Leader)
+	if controller == 0 {
+		controller = -1
+	}
+	return out, controller
 }

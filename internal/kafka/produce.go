@@ -6,7 +6,6 @@ import (
 
 	"github.com/weir-dev/weir/internal/broker"
 	"github.com/weir-dev/weir/internal/record"
-	"github.com/weir-dev/weir/internal/storage"
 )
 
 // handleProduce appends every partition's batch on the reader goroutine, so
@@ -20,7 +19,7 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	b := c.s.b
 	type waiting struct {
 		part *kmsg.ProduceResponseTopicPartition
-		wait *storage.DurableWait
+		wait *broker.Completion
 	}
 	var waits []waiting
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
@@ -66,8 +65,12 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 			}
 			st.Partitions = append(st.Partitions, sp) // never reallocates: capacity is exact
-			if err == nil && res.Durable != nil && req.Acks != 0 {
-				waits = append(waits, waiting{part: &st.Partitions[len(st.Partitions)-1], wait: res.Durable})
+			wait := res.Committed
+			if req.Acks == 1 {
+				wait = res.Local
+			}
+			if err == nil && wait != nil && req.Acks != 0 {
+				waits = append(waits, waiting{part: &st.Partitions[len(st.Partitions)-1], wait: wait})
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -81,11 +84,14 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	return &pending{later: func(*connWriter) kmsg.Response {
 		for _, w := range waits {
 			<-w.wait.Done()
-			if err := w.wait.Err(); err != nil {
-				w.part.ErrorCode = kerr.KafkaStorageError.Code
+			base, err := w.wait.Result()
+			if err != nil {
+				w.part.ErrorCode = errorCode(err)
 				w.part.ErrorMessage = errorMessage(err)
 				w.part.BaseOffset = -1
+				continue
 			}
+			w.part.BaseOffset = base
 		}
 		return resp
 	}}

@@ -27,6 +27,8 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	node := c.s.b.NodeID()
 	check := func(key string) (int16, *string) {
 		switch {
+		case c.s.b.Cluster() != nil:
+			return kerr.CoordinatorNotAvailable.Code, errorMessage(errors.New("group and transaction coordinators are not replicated yet: not available in a cluster"))
 		case req.CoordinatorType != coordinatorGroup && req.CoordinatorType != coordinatorTxn:
 			return kerr.InvalidRequest.Code, errorMessage(errors.New("unknown coordinator type"))
 		case key == "" && req.CoordinatorType == coordinatorGroup:

@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"internal/storage":           {"internal/record", "internal/clock"},
 	"internal/broker":            {"internal/storage", "internal/record", "internal/clock", "internal/group", "internal/cluster", "internal/replication"},
 	"internal/kafka":             {"internal/broker", "internal/storage", "internal/record", "internal/clock", "internal/group"},
-	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka"},
+	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka", "internal/cluster"},
 	"internal/server/servertest": {"internal/server", "internal/config"},
 	"internal/cli":               {"internal/cli/"},
 	"internal/cli/serve":         {"internal/config", "internal/server"},

@@ -19,6 +19,7 @@ import (
 	"github.com/weir-dev/weir/internal/api"
 	"github.com/weir-dev/weir/internal/broker"
 	"github.com/weir-dev/weir/internal/clock"
+	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/kafka"
 )
@@ -33,6 +34,8 @@ type Server struct {
 	httpL  net.Listener
 	http   *http.Server
 	ready  atomic.Bool
+	// cluster is the node's controller in cluster mode.
+	cluster *cluster.Controller
 }
 
 // Option adjusts how New builds a server.
@@ -60,7 +63,21 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	start := time.Now()
-	b, err := broker.Open(broker.Config{
+	s := &Server{cfg: cfg, logger: o.logger}
+	var err error
+	if s.kafkaL, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
+		return nil, fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
+	}
+	if s.httpL, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.kafkaL.Close()
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	host, port, err := advertised(cfg.AdvertisedKafkaAddr, s.kafkaL.Addr())
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	bcfg := broker.Config{
 		DataDir:                  cfg.DataDir,
 		NodeID:                   cfg.NodeID,
 		AutoCreateTopics:         cfg.AutoCreateTopics,
@@ -71,31 +88,58 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		SyncWorkers:              cfg.SyncWorkers,
 
 		GroupInitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
-	}, o.clock, o.logger)
+	}
+	if cfg.Clustered() {
+		if s.cluster, err = s.joinCluster(cfg, host, port, o); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		bcfg.Cluster = s.cluster
+		bcfg.DefaultReplicationFactor = int16(cfg.ReplicationFactor)
+	}
+	b, err := broker.Open(bcfg, o.clock, o.logger)
 	if err != nil {
+		s.closeListeners()
+		if s.cluster != nil {
+			s.cluster.Close()
+		}
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: o.logger, broker: b}
-	if s.kafkaL, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
-	}
-	if s.httpL, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		s.kafkaL.Close()
-		b.Close()
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-	host, port, err := advertised(cfg.AdvertisedKafkaAddr, s.kafkaL.Addr())
-	if err != nil {
-		s.kafkaL.Close()
-		s.httpL.Close()
-		b.Close()
-		return nil, err
-	}
+	s.broker = b
 	s.kafka = kafka.New(kafka.Config{MaxRequestBytes: cfg.MaxRequestBytes, AdvertisedHost: host, AdvertisedPort: port}, b, o.clock, o.logger)
 	s.http = &http.Server{Handler: api.NewHandler(s), ReadHeaderTimeout: 10 * time.Second}
 	o.logger.Info("broker opened", "data_dir", cfg.DataDir, "topics", len(b.Topics()), "recovery", time.Since(start).Round(time.Microsecond))
 	return s, nil
+}
+
+// joinCluster binds the Raft listener and starts this node's controller.
+// It waits (up to seedWait) for the seeds to answer on a first start.
+func (s *Server) joinCluster(cfg config.Config, kafkaHost string, kafkaPort int32, o options) (*cluster.Controller, error) {
+	ln, err := net.Listen("tcp", cfg.RPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for cluster peers on %s: %w", cfg.RPCAddr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), seedWait)
+	defer cancel()
+	c, err := cluster.Start(ctx, cluster.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Listener: ln, RPCAddr: cfg.RPCAddr, Seeds: cfg.Seeds,
+		DialMap: cfg.RPCDialMap, KafkaHost: kafkaHost, KafkaPort: kafkaPort, ClusterName: cfg.ClusterName,
+		TickInterval: cfg.RaftTick, Clock: o.clock, Logger: o.logger,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	o.logger.Info("cluster mode", "node", cfg.NodeID, "rpc", cfg.RPCAddr, "seeds", cfg.Seeds)
+	return c, nil
+}
+
+// seedWait bounds how long a first start waits for every seed to answer.
+const seedWait = 10 * time.Minute
+
+func (s *Server) closeListeners() {
+	s.kafkaL.Close()
+	s.httpL.Close()
 }
 
 // advertised picks the address Metadata gives clients: the configured one,
@@ -128,8 +172,11 @@ func (s *Server) HTTPAddr() net.Addr { return s.httpL.Addr() }
 // Broker exposes the broker for in-process use and tests.
 func (s *Server) Broker() *broker.Broker { return s.broker }
 
-// Ready implements api.Status.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready implements api.Status: serving, and in a cluster registered
+// with a controller that has a leader.
+func (s *Server) Ready() bool {
+	return s.ready.Load() && (s.cluster == nil || s.cluster.Ready())
+}
 
 // Healthy implements api.Status: unhealthy once any partition log has
 // stopped after an I/O error.
@@ -168,6 +215,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.broker.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close broker: %w", err))
 	}
+	if s.cluster != nil {
+		if err := s.cluster.Close(); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("leave cluster: %w", err))
+		}
+	}
 	s.logger.Info("stopped")
 	if errors.Is(runErr, kafka.ErrServerClosed) || errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
@@ -177,7 +229,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close releases a server that was created but never run.
 func (s *Server) Close() error {
-	s.kafkaL.Close()
-	s.httpL.Close()
-	return s.broker.Close()
+	s.closeListeners()
+	err := s.broker.Close()
+	if s.cluster != nil {
+		err = errors.Join(err, s.cluster.Close())
+	}
+	return err
 }

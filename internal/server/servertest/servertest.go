@@ -41,14 +41,21 @@ func Start(t testing.TB, edit func(*config.Config)) *Node {
 
 func (n *Node) start() {
 	n.t.Helper()
+	if err := n.open(); err != nil {
+		n.t.Fatalf("start node: %v", err)
+	}
+}
+
+// open starts the node; it may run on any goroutine.
+func (n *Node) open() error {
 	level := slog.LevelWarn
 	if os.Getenv("WEIR_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", n.Config.NodeID)
 	srv, err := server.New(n.Config, server.WithLogger(logger))
 	if err != nil {
-		n.t.Fatalf("start node: %v", err)
+		return err
 	}
 	// Restarts keep the ports the node had, as a real restart would.
 	n.Config.KafkaAddr = srv.KafkaAddr().String()
@@ -56,6 +63,7 @@ func (n *Node) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.srv, n.cancel, n.done = srv, cancel, make(chan error, 1)
 	go func() { n.done <- srv.Run(ctx) }()
+	return nil
 }
 
 // Addr is the Kafka address clients connect to.

@@ -1,0 +1,156 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/server/servertest"
+)
+
+// waitReady polls a node's /readyz (a real HTTP endpoint; the node
+// registers with the controller in the background).
+func waitReady(t *testing.T, nodes ...*servertest.Node) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range nodes {
+		for {
+			resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d not ready", n.Config.NodeID)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a real process's HTTP endpoint
+		}
+	}
+}
+
+func clusterClient(t *testing.T, nodes []*servertest.Node, opts ...kgo.Opt) *kgo.Client {
+	var seeds []string
+	for _, n := range nodes {
+		if n.Running() {
+			seeds = append(seeds, n.Addr())
+		}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(time.Minute)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TestClusterReplicatesAndFailsOver runs three nodes, writes to a topic
+// with three replicas, stops the leader of a partition, keeps writing and
+// reads everything back: every acknowledged record is there, once, at the
+// offset it was acknowledged at.
+func TestClusterReplicatesAndFailsOver(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopic(ctx, 4, 3, nil, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx, "replicated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 || md.Controller < 1 {
+		t.Fatalf("metadata: brokers %v, controller %d", md.Brokers, md.Controller)
+	}
+	for _, p := range md.Topics["replicated"].Partitions {
+		if len(p.Replicas) != 3 {
+			t.Fatalf("partition %d replicas %v", p.Partition, p.Replicas)
+		}
+	}
+
+	type ack struct {
+		partition int32
+		offset    int64
+	}
+	var mu sync.Mutex
+	acked := map[string]ack{}
+	produce := func(cl *kgo.Client, from, n int) {
+		var wg sync.WaitGroup
+		for i := from; i < from+n; i++ {
+			v := fmt.Sprintf("v%06d", i)
+			wg.Add(1)
+			cl.Produce(ctx, &kgo.Record{Topic: "replicated", Key: []byte(v), Value: []byte(v)}, func(r *kgo.Record, err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Errorf("produce %s: %v", v, err)
+					return
+				}
+				mu.Lock()
+				acked[v] = ack{r.Partition, r.Offset}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	producer := clusterClient(t, nodes, kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce(producer, 0, 2000)
+
+	// Stop the leader of partition 0 and keep writing through the others.
+	leader := leaderOf(ctx, t, adm, "replicated", 0)
+	nodes[leader-1].Stop()
+	produce(producer, 2000, 2000)
+	if t.Failed() {
+		return
+	}
+
+	nodes[leader-1].Start()
+	consumer := clusterClient(t, nodes, kgo.ConsumeTopics("replicated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]ack{}
+	for len(seen) < len(acked) {
+		fs := consumer.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", len(seen), len(acked), err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s-%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			if prev, dup := seen[v]; dup {
+				t.Errorf("%s read twice: at %d/%d and %d/%d", v, prev.partition, prev.offset, r.Partition, r.Offset)
+			}
+			seen[v] = ack{r.Partition, r.Offset}
+		})
+	}
+	for v, a := range acked {
+		if got, ok := seen[v]; !ok || got != a {
+			t.Fatalf("%s acknowledged at %v, read at %v (present %v)", v, a, got, ok)
+		}
+	}
+}
+
+// leaderOf asks the cluster (over Kafka Metadata) for a partition's
+// leader until one is known.
+func leaderOf(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, p int32) int32 {
+	t.Helper()
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if l := md.Topics[topic].Partitions[p].Leader; l > 0 {
+				return l
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no leader for %s-%d: %v", topic, p, err)
+		}
+		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+	}
+}
