@@ -74,7 +74,14 @@ type Broker struct {
 	pidLimit int64 // end of the durably reserved block
 
 	txn    *TxnCoordinator
-	groups *group.Manager
+	groups *group.Manager // single node: the one coordinator
+	coords struct {       // cluster: one per led __consumer_offsets partition
+		mu      sync.Mutex
+		byPart  map[int32]*coordinator
+		loading map[int32]uint64 // partition -> term being loaded
+		closed  *group.Manager   // answers NOT_COORDINATOR
+		wg      sync.WaitGroup   // loads in progress
+	}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -384,8 +391,10 @@ func (b *Broker) RunMaintenance() {
 	if b.txn != nil {
 		b.txn.expire()
 	}
-	if b.groups != nil {
-		b.groups.ExpireOffsets()
+	for _, m := range b.GroupCoordinators() {
+		if m != nil {
+			m.ExpireOffsets()
+		}
 	}
 	expireBefore := b.clock.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
 	for _, t := range b.Topics() {
@@ -438,8 +447,10 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	b.wg.Wait()
-	if b.groups != nil {
-		b.groups.Close()
+	for _, m := range b.GroupCoordinators() {
+		if m != nil {
+			m.Close()
+		}
 	}
 	return b.closeAll()
 }
@@ -459,6 +470,7 @@ func (b *Broker) closeAll() error {
 			}
 		}
 	}
+	b.coords.wg.Wait() // no group left to start another load
 	b.syncer.Close()
 	b.decomp.Close()
 	return errors.Join(errs...)

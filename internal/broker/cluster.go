@@ -201,8 +201,8 @@ func (b *Broker) dropTopicLocked(t *Topic) {
 		}
 		p.notify()
 	}
-	if b.groups != nil {
-		b.groups.DropTopic(t.Name)
+	for _, m := range b.GroupCoordinators() {
+		m.DropTopic(t.Name)
 	}
 	b.logger.Info("deleted topic", "topic", t.Name)
 }
@@ -248,6 +248,9 @@ func (s *partitionSM) StatusChanged(st replication.Status) {
 		}
 		slices.Sort(isr)
 		p.b.cfg.Cluster.ReportLeader(cluster.LeaderReport{Topic: p.topic.Name, Partition: p.index, Leader: p.b.cfg.NodeID, Epoch: int32(st.Term), ISR: isr})
+	}
+	if p.topic.Name == OffsetsTopic {
+		p.b.coordinatorStatus(p, st)
 	}
 	p.notify()
 }

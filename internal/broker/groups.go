@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/weir-dev/weir/internal/group"
 	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/replication"
 )
 
 // offsetsStore persists the group coordinator's state in __consumer_offsets
@@ -89,34 +91,56 @@ func offsetRecords(name string, offsets []group.OffsetRecord) []record.Record {
 	return recs
 }
 
-// startGroups creates the group coordinator and replays __consumer_offsets
-// (if it exists yet) into it.
-func (b *Broker) startGroups() error {
-	b.groups = group.NewManager(group.Config{
+// newGroupManager makes an empty group coordinator writing to
+// __consumer_offsets.
+func (b *Broker) newGroupManager() *group.Manager {
+	return group.NewManager(group.Config{
 		MinSessionTimeout:     6 * time.Second,
 		MaxSessionTimeout:     30 * time.Minute,
 		InitialRebalanceDelay: b.cfg.GroupInitialRebalanceDelay,
 		OffsetsRetention:      7 * 24 * time.Hour,
 	}, &offsetsStore{b: b}, b.clock, b.logger)
+}
+
+// startGroups creates the group coordinator and replays __consumer_offsets
+// (if it exists yet) into it. In a cluster each partition of
+// __consumer_offsets gets its own coordinator, loaded on the node that
+// leads it (see coordinatorStatus).
+func (b *Broker) startGroups() error {
+	if b.clustered() {
+		b.coords.byPart = map[int32]*coordinator{}
+		b.coords.closed = b.newGroupManager()
+		b.coords.closed.Close()
+		return nil
+	}
+	b.groups = b.newGroupManager()
 	t, ok := b.Topic(OffsetsTopic)
 	if !ok {
 		return nil
 	}
 	for _, p := range t.Partitions() {
-		if err := p.forEachRecord(func(h *record.Header, r *record.Record) error {
-			return b.replayOffsetsRecord(h, r)
-		}); err != nil {
-			return fmt.Errorf("replay %s-%d: %w", t.Name, p.Index(), err)
+		if err := p.replayOffsets(b.groups); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (b *Broker) replayOffsetsRecord(h *record.Header, r *record.Record) error {
+// replayOffsets loads a partition of __consumer_offsets into m.
+func (p *Partition) replayOffsets(m *group.Manager) error {
+	if err := p.forEachRecord(func(h *record.Header, r *record.Record) error {
+		return replayOffsetsRecord(m, h, r)
+	}); err != nil {
+		return fmt.Errorf("replay %s: %w", p.name(), err)
+	}
+	return nil
+}
+
+func replayOffsetsRecord(m *group.Manager, h *record.Header, r *record.Record) error {
 	if h.Control() {
 		var key kmsg.ControlRecordKey
 		if key.ReadFrom(r.Key) == nil {
-			b.groups.LoadTxnEnd(h.ProducerID, key.Type == kmsg.ControlRecordKeyTypeCommit)
+			m.LoadTxnEnd(h.ProducerID, key.Type == kmsg.ControlRecordKeyTypeCommit)
 		}
 		return nil
 	}
@@ -144,9 +168,9 @@ func (b *Broker) replayOffsetsRecord(h *record.Header, r *record.Record) error {
 			}
 		}
 		if h.Transactional() {
-			b.groups.LoadTxnOffset(key.Group, h.ProducerID, rec)
+			m.LoadTxnOffset(key.Group, h.ProducerID, rec)
 		} else {
-			b.groups.LoadOffset(key.Group, rec)
+			m.LoadOffset(key.Group, rec)
 		}
 	case 2:
 		var key kmsg.GroupMetadataKey
@@ -154,17 +178,130 @@ func (b *Broker) replayOffsetsRecord(h *record.Header, r *record.Record) error {
 			return fmt.Errorf("%w: group metadata key: %v", ErrCorruptMessage, err)
 		}
 		if r.Value == nil {
-			b.groups.LoadGroup(key.Group, nil)
+			m.LoadGroup(key.Group, nil)
 			return nil
 		}
 		var val kmsg.GroupMetadataValue
 		if err := val.ReadFrom(r.Value); err != nil {
 			return fmt.Errorf("%w: group metadata of %q: %v", ErrCorruptMessage, key.Group, err)
 		}
-		b.groups.LoadGroup(key.Group, &val)
+		m.LoadGroup(key.Group, &val)
 	}
 	return nil
 }
 
-// Groups is the group coordinator.
-func (b *Broker) Groups() *group.Manager { return b.groups }
+// GroupCoordinator is the coordinator of group name on this node: the
+// only one on a single node; in a cluster the one of the
+// __consumer_offsets partition the name hashes to, or one that answers
+// NOT_COORDINATOR when this node does not lead that partition.
+func (b *Broker) GroupCoordinator(name string) *group.Manager {
+	if !b.clustered() {
+		return b.groups
+	}
+	idx := b.offsetsPartitionOf(name)
+	b.coords.mu.Lock()
+	defer b.coords.mu.Unlock()
+	if c := b.coords.byPart[idx]; c != nil {
+		return c.m
+	}
+	return b.coords.closed
+}
+
+// GroupCoordinators lists every coordinator this node runs.
+func (b *Broker) GroupCoordinators() []*group.Manager {
+	if !b.clustered() {
+		return []*group.Manager{b.groups}
+	}
+	b.coords.mu.Lock()
+	defer b.coords.mu.Unlock()
+	out := make([]*group.Manager, 0, len(b.coords.byPart))
+	for _, c := range b.coords.byPart {
+		out = append(out, c.m)
+	}
+	return out
+}
+
+// offsetsPartitionOf is the __consumer_offsets partition holding a
+// group's state.
+func (b *Broker) offsetsPartitionOf(name string) int32 {
+	n := b.cfg.OffsetsTopicPartitions
+	if t, ok := b.Topic(OffsetsTopic); ok {
+		n = t.NumPartitions()
+	}
+	return partitionIndex(name, n)
+}
+
+// coordinator is a group coordinator loaded for one term of leadership of
+// a __consumer_offsets partition.
+type coordinator struct {
+	m    *group.Manager
+	term uint64
+}
+
+// coordinatorStatus follows the leadership of a __consumer_offsets
+// partition: its coordinator is loaded (from the log, off the Raft
+// driver) once this node leads it and unloaded when it stops.
+func (b *Broker) coordinatorStatus(p *Partition, st replication.Status) {
+	leading := st.IsLeader && st.Ready
+	b.coords.mu.Lock()
+	cur := b.coords.byPart[p.index]
+	if cur != nil && (!leading || cur.term != st.Term) {
+		delete(b.coords.byPart, p.index)
+		go cur.m.Close()
+		cur = nil
+	}
+	start := leading && cur == nil && b.coords.loading[p.index] != st.Term
+	if start {
+		if b.coords.loading == nil {
+			b.coords.loading = map[int32]uint64{}
+		}
+		b.coords.loading[p.index] = st.Term
+	}
+	b.coords.mu.Unlock()
+	if !start {
+		return
+	}
+	b.coords.wg.Add(1)
+	go func() {
+		defer b.coords.wg.Done()
+		m := b.newGroupManager()
+		err := p.replayOffsets(m)
+		b.coords.mu.Lock()
+		defer b.coords.mu.Unlock()
+		if b.coords.loading[p.index] == st.Term {
+			delete(b.coords.loading, p.index)
+		}
+		now := p.rg.Status()
+		if err != nil || !now.IsLeader || now.Term != st.Term || b.coords.byPart[p.index] != nil {
+			if err != nil {
+				b.logger.Error("load group coordinator", "partition", p.name(), "err", err)
+			}
+			m.Close()
+			return
+		}
+		b.coords.byPart[p.index] = &coordinator{m: m, term: st.Term}
+		b.logger.Info("group coordinator loaded", "partition", p.name(), "term", st.Term)
+	}()
+}
+
+// ErrCoordinatorNotAvailable: the coordinator's partition has no leader
+// yet (or its coordinator is not replicated).
+var ErrCoordinatorNotAvailable = errors.New("coordinator not available")
+
+// GroupCoordinatorNode is the node that coordinates group name: in a
+// cluster the leader of its __consumer_offsets partition (created on
+// first use).
+func (b *Broker) GroupCoordinatorNode(name string) (int32, error) {
+	if !b.clustered() {
+		return b.cfg.NodeID, nil
+	}
+	p, err := b.internalPartition(OffsetsTopic, name)
+	if err != nil {
+		return -1, err
+	}
+	leader, _, _, _ := p.LeaderInfo()
+	if leader < 0 {
+		return -1, fmt.Errorf("%w: %s has no leader yet", ErrCoordinatorNotAvailable, p.name())
+	}
+	return leader, nil
+}

@@ -80,6 +80,11 @@ func javaStringHash(s string) int32 {
 // state, as Kafka chooses it: abs(hashCode) mod partitions.
 func partitionFor(t *Topic, key string) *Partition {
 	parts := t.Partitions()
+	return parts[partitionIndex(key, int32(len(parts)))]
+}
+
+// partitionIndex is abs(hashCode(key)) mod n.
+func partitionIndex(key string, n int32) int32 {
 	h := javaStringHash(key)
 	if h < 0 {
 		h = -h
@@ -87,7 +92,7 @@ func partitionFor(t *Topic, key string) *Partition {
 			h = 0
 		}
 	}
-	return parts[int(h)%len(parts)]
+	return h % n
 }
 
 // appendInternal writes a batch of the broker's own records and waits until

@@ -69,6 +69,9 @@ type Controller struct {
 	waiters map[string]chan Result
 	peers   map[uint64]string
 	reports map[string]LeaderReport // leader reports not yet applied
+	// silentSince: when each node was last seen out of sync, as the
+	// controller leader (background goroutine only).
+	silentSince map[int32]time.Time
 
 	kick chan struct{}
 	stop chan struct{}
@@ -472,6 +475,7 @@ func (c *Controller) maintain() {
 		}
 		c.logger.Info("registered with the controller", "node", self.ID)
 	}
+	c.trackLiveness(ctx, m)
 	c.mu.Lock()
 	var batch []LeaderReport
 	m = c.Metadata()
@@ -491,6 +495,59 @@ func (c *Controller) maintain() {
 			c.logger.Debug("report leaders", "err", err)
 		}
 	}
+}
+
+// trackLiveness, on the controller leader, records nodes going silent
+// and coming back: a voter is live while Raft sees it active.
+func (c *Controller) trackLiveness(ctx context.Context, m *Metadata) {
+	st := c.Status()
+	if !st.IsLeader || !st.Ready || len(st.InSync) == 0 {
+		c.silentSince = nil
+		return
+	}
+	now := c.clock.Now()
+	if c.silentSince == nil {
+		c.silentSince = map[int32]time.Time{}
+	}
+	for _, id := range m.NodeIDs() {
+		n := m.Nodes[id]
+		if !slices.Contains(st.Voters, uint64(id)) && !slices.Contains(st.Learners, uint64(id)) {
+			continue
+		}
+		live := id == c.cfg.NodeID || slices.Contains(st.InSync, uint64(id))
+		if live {
+			delete(c.silentSince, id)
+		} else if _, ok := c.silentSince[id]; !ok {
+			c.silentSince[id] = now
+		}
+		// A node is declared gone only after staying silent for a while:
+		// a follower catching up is briefly out of sync too.
+		if !live && now.Sub(c.silentSince[id]) < c.silenceGrace() {
+			live = true
+		}
+		if live == n.Live() {
+			continue
+		}
+		since := int64(0)
+		if !live {
+			since = c.clock.Now().UnixMilli()
+		}
+		if _, err := c.Propose(ctx, Command{Op: opNodeState, NodeID: id, OfflineSince: since}); err != nil {
+			c.logger.Debug("record node state", "node", id, "err", err)
+			return
+		}
+		c.logger.Info("node state changed", "node", id, "live", live)
+	}
+}
+
+// silenceGrace is how long a node may be silent before it is declared
+// offline: two election timeouts.
+func (c *Controller) silenceGrace() time.Duration {
+	ticks := c.cfg.ElectionTicks
+	if ticks <= 0 {
+		ticks = 10
+	}
+	return 2 * time.Duration(ticks) * c.cfg.TickInterval
 }
 
 // retryEvery is how often registration and leader reports are retried.

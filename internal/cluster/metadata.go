@@ -39,7 +39,13 @@ type Node struct {
 	RPCAddr   string `json:"rpc"`
 	KafkaHost string `json:"kafka_host"`
 	KafkaPort int32  `json:"kafka_port"`
+	// OfflineSince is when the controller leader last saw the node go
+	// silent (Unix ms); 0 while it is live.
+	OfflineSince int64 `json:"offline_since,omitempty"`
 }
+
+// Live reports whether the controller considers the node up.
+func (n *Node) Live() bool { return n.OfflineSince == 0 }
 
 // Partition is one partition's assignment and its leader as last reported.
 type Partition struct {
@@ -118,6 +124,9 @@ type Command struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 	// Leaders reports.
 	Leaders []LeaderReport `json:"leaders,omitempty"`
+	// Node liveness: the node NodeID went silent at OfflineSince (0: back).
+	NodeID       int32 `json:"node_id,omitempty"`
+	OfflineSince int64 `json:"offline_since,omitempty"`
 	// Producer id blocks and cluster identity.
 	Count     int64  `json:"count,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
@@ -142,6 +151,7 @@ const (
 	opSetConfigs       = "set_configs"
 	opAllocProducerIDs = "alloc_producer_ids"
 	opLeaders          = "leaders"
+	opNodeState        = "node_state"
 )
 
 // Result is a command's outcome.
@@ -166,11 +176,22 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 		if cmd.Node == nil || cmd.Node.ID <= 0 {
 			return m, Result{Err: fmt.Errorf("register node: bad node %+v", cmd.Node)}
 		}
-		if old, ok := m.Nodes[cmd.Node.ID]; ok && *old == *cmd.Node {
+		node := *cmd.Node
+		node.OfflineSince = 0 // registering is a sign of life
+		if old, ok := m.Nodes[node.ID]; ok && *old == node {
 			return m, Result{}
 		}
 		n := m.clone()
-		node := *cmd.Node
+		n.Nodes[node.ID] = &node
+		return n, Result{}
+	case opNodeState:
+		old, ok := m.Nodes[cmd.NodeID]
+		if !ok || (old.OfflineSince == 0) == (cmd.OfflineSince == 0) {
+			return m, Result{}
+		}
+		n := m.clone()
+		node := *old
+		node.OfflineSince = cmd.OfflineSince
 		n.Nodes[node.ID] = &node
 		return n, Result{}
 	case opCreateTopic:

@@ -31,35 +31,35 @@ func (c *conn) knownPartition(topic string, partition int32) bool {
 func handleJoinGroup(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.JoinGroupRequest)
 	ctx := c.groupCtx(h)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Join(ctx, req) }}
+	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.GroupCoordinator(req.Group).Join(ctx, req) }}
 }
 
 func handleSyncGroup(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.SyncGroupRequest)
 	ctx := c.groupCtx(h)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Sync(ctx, req) }}
+	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.GroupCoordinator(req.Group).Sync(ctx, req) }}
 }
 
 func handleHeartbeat(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.HeartbeatRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Heartbeat(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.GroupCoordinator(req.Group).Heartbeat(req) }}
 }
 
 func handleLeaveGroup(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.LeaveGroupRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Leave(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.GroupCoordinator(req.Group).Leave(req) }}
 }
 
 func handleOffsetCommit(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.OffsetCommitRequest)
 	return &pending{later: func(*connWriter) kmsg.Response {
-		return c.s.b.Groups().CommitOffsets(req, c.knownPartition)
+		return c.s.b.GroupCoordinator(req.Group).CommitOffsets(req, c.knownPartition)
 	}}
 }
 
 func handleOffsetFetch(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.OffsetFetchRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().FetchOffsets(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response { return c.fetchOffsets(req) }}
 }
 
 func handleOffsetDelete(c *conn, h *requestHeader, r kmsg.Request) *pending {
@@ -90,7 +90,7 @@ func handleOffsetDelete(c *conn, h *requestHeader, r kmsg.Request) *pending {
 				unknown = append(unknown, ut)
 			}
 		}
-		resp := c.s.b.Groups().DeleteOffsets(&known)
+		resp := c.s.b.GroupCoordinator(req.Group).DeleteOffsets(&known)
 		if resp.ErrorCode == 0 {
 			resp.Topics = append(resp.Topics, unknown...)
 		}
@@ -100,17 +100,46 @@ func handleOffsetDelete(c *conn, h *requestHeader, r kmsg.Request) *pending {
 
 func handleDescribeGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.DescribeGroupsRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Describe(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		resp.SetVersion(req.Version)
+		for _, g := range req.Groups {
+			one := *req
+			one.Groups = []string{g}
+			resp.Groups = append(resp.Groups, c.s.b.GroupCoordinator(g).Describe(&one).Groups...)
+		}
+		return resp
+	}}
 }
 
 func handleListGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.ListGroupsRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().List(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+		resp.SetVersion(req.Version)
+		for _, m := range c.s.b.GroupCoordinators() {
+			r := m.List(req)
+			if r.ErrorCode != 0 {
+				return r
+			}
+			resp.Groups = append(resp.Groups, r.Groups...)
+		}
+		return resp
+	}}
 }
 
 func handleDeleteGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.DeleteGroupsRequest)
-	return &pending{later: func(*connWriter) kmsg.Response { return c.s.b.Groups().Delete(req) }}
+	return &pending{later: func(*connWriter) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+		resp.SetVersion(req.Version)
+		for _, g := range req.Groups {
+			one := *req
+			one.Groups = []string{g}
+			resp.Groups = append(resp.Groups, c.s.b.GroupCoordinator(g).Delete(&one).Groups...)
+		}
+		return resp
+	}}
 }
 
 // handleTxnOffsetCommit checks the producer's transaction with the
@@ -143,6 +172,23 @@ func handleTxnOffsetCommit(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			}
 			return resp
 		}
-		return c.s.b.Groups().CommitTxnOffsets(req, c.knownPartition)
+		return c.s.b.GroupCoordinator(req.Group).CommitTxnOffsets(req, c.knownPartition)
 	}}
+}
+
+// fetchOffsets sends each group of a batched OffsetFetch (v8+) to its own
+// coordinator; in a cluster they may differ.
+func (c *conn) fetchOffsets(req *kmsg.OffsetFetchRequest) kmsg.Response {
+	if len(req.Groups) == 0 {
+		return c.s.b.GroupCoordinator(req.Group).FetchOffsets(req)
+	}
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	resp.SetVersion(req.Version)
+	for _, g := range req.Groups {
+		one := *req
+		one.Groups = []kmsg.OffsetFetchRequestGroup{g}
+		r := c.s.b.GroupCoordinator(g.Group).FetchOffsets(&one)
+		resp.Groups = append(resp.Groups, r.Groups...)
+	}
+	return resp
 }

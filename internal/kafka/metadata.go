@@ -107,7 +107,9 @@ func brokersAndController(s *Server) ([]kmsg.MetadataResponseBroker, int32) {
 	m := ctl.Metadata()
 	out := []kmsg.MetadataResponseBroker{self}
 	for _, id := range m.NodeIDs() {
-		if n := m.Nodes[id]; id != b.NodeID() {
+		// Like Kafka, list only live brokers: clients pick "any broker"
+		// requests from this list.
+		if n := m.Nodes[id]; id != b.NodeID() && n.Live() {
 			out = append(out, kmsg.MetadataResponseBroker{NodeID: id, Host: n.KafkaHost, Port: n.KafkaPort})
 		}
 	}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -27,8 +28,8 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	node := c.s.b.NodeID()
 	check := func(key string) (int16, *string) {
 		switch {
-		case c.s.b.Cluster() != nil:
-			return kerr.CoordinatorNotAvailable.Code, errorMessage(errors.New("group and transaction coordinators are not replicated yet: not available in a cluster"))
+		case c.s.b.Cluster() != nil && req.CoordinatorType == coordinatorTxn:
+			return kerr.CoordinatorNotAvailable.Code, errorMessage(errors.New("the transaction coordinator is not replicated yet: not available in a cluster"))
 		case req.CoordinatorType != coordinatorGroup && req.CoordinatorType != coordinatorTxn:
 			return kerr.InvalidRequest.Code, errorMessage(errors.New("unknown coordinator type"))
 		case key == "" && req.CoordinatorType == coordinatorGroup:
@@ -38,9 +39,23 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		}
 		return 0, nil
 	}
+	locate := func(key string) (int32, string, int32, int16, *string) {
+		code, msg := check(key)
+		if code != 0 || c.s.b.Cluster() == nil {
+			return node, host, port, code, msg
+		}
+		id, err := c.s.b.GroupCoordinatorNode(key)
+		if err != nil {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, errorMessage(err)
+		}
+		n, ok := c.s.b.Cluster().Metadata().Nodes[id]
+		if !ok {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, errorMessage(fmt.Errorf("node %d is not registered", id))
+		}
+		return id, n.KafkaHost, n.KafkaPort, 0, nil
+	}
 	if h.version < 4 {
-		resp.ErrorCode, resp.ErrorMessage = check(req.CoordinatorKey)
-		resp.NodeID, resp.Host, resp.Port = node, host, port
+		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = locate(req.CoordinatorKey)
 		if resp.ErrorCode != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1
 		}
@@ -49,8 +64,7 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	for _, key := range req.CoordinatorKeys {
 		co := kmsg.NewFindCoordinatorResponseCoordinator()
 		co.Key = key
-		co.ErrorCode, co.ErrorMessage = check(key)
-		co.NodeID, co.Host, co.Port = node, host, port
+		co.NodeID, co.Host, co.Port, co.ErrorCode, co.ErrorMessage = locate(key)
 		if co.ErrorCode != 0 {
 			co.NodeID, co.Host, co.Port = -1, "", -1
 		}

@@ -43,7 +43,10 @@ func clusterClient(t *testing.T, nodes []*servertest.Node, opts ...kgo.Opt) *kgo
 			seeds = append(seeds, n.Addr())
 		}
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(time.Minute)}, opts...)...)
+	// A short metadata age: franz-go sends "any broker" requests to the
+	// brokers it last heard of, and a stopped node stays among them until
+	// the next refresh.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(time.Minute), kgo.MetadataMinAge(100 * time.Millisecond), kgo.MetadataMaxAge(time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,4 +156,88 @@ func leaderOf(ctx context.Context, t *testing.T, adm *kadm.Client, topic string,
 		}
 		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
 	}
+}
+
+// TestClusterGroupOffsetsFailOver commits a consumer group's offsets,
+// stops the group's coordinator and reads the offsets back from the new
+// one, then resumes consuming where the group left off.
+func TestClusterGroupOffsetsFailOver(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "g"); err != nil {
+		t.Fatal(err)
+	}
+	producer := clusterClient(t, nodes)
+	for i := range 300 {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "g", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume := func(n int) {
+		t.Helper()
+		cl := clusterClient(t, nodes, kgo.ConsumerGroup("cg"), kgo.ConsumeTopics("g"), kgo.DisableAutoCommit(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		got := 0
+		for got < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d", got, n)
+			}
+			got += fs.NumRecords()
+		}
+		if got != n {
+			t.Fatalf("consumed %d, want %d (committed offsets not honored)", got, n)
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+	}
+	consume(300)
+	ends, err := adm.ListEndOffsets(ctx, "g")
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("end offsets: %v %v", err, ends.Error())
+	}
+	described, err := adm.DescribeGroups(ctx, "cg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := described["cg"].Coordinator.NodeID
+	if coord < 1 {
+		t.Fatalf("no coordinator in %+v", described["cg"])
+	}
+	nodes[coord-1].Stop()
+	adm = kadm.NewClient(clusterClient(t, nodes))
+	var offs kadm.OffsetResponses
+	for {
+		offs, err = adm.FetchOffsets(ctx, "cg")
+		if err == nil && offs.Error() == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("fetch offsets after coordinator %d stopped: %v / %v", coord, err, offs.Error())
+		}
+		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+	}
+	// Committed offsets are the partitions' ends (Raft's own entries take
+	// offsets too, so the ends are not record counts).
+	committed := 0
+	offs.Each(func(o kadm.OffsetResponse) {
+		committed++
+		if e, ok := ends.Lookup("g", o.Partition); !ok || o.At != e.Offset {
+			t.Errorf("partition %d: committed %d after failover, end offset %d", o.Partition, o.At, e.Offset)
+		}
+	})
+	if committed == 0 {
+		t.Fatal("no committed offsets after failover")
+	}
+	for i := 300; i < 330; i++ {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "g", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume(30)
 }
