@@ -47,6 +47,15 @@ cross:
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/weir
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/weir
 
+# Fault-injection run (internal/chaos): real weir processes with proxied
+# node-to-node links; kills, pauses, partitions, slow links and torn segment
+# tails, one at a time, then safety checks. Replay with CHAOS_ARGS=-chaos.seed=N.
+CHAOS_DURATION ?= 30m
+CHAOS_INTERVAL ?= 20s
+.PHONY: chaos
+chaos:
+	$(GO) test ./internal/chaos -run TestChaos -chaos -chaos.duration=$(CHAOS_DURATION) -chaos.interval=$(CHAOS_INTERVAL) -timeout 0 -v $(CHAOS_ARGS)
+
 .PHONY: bench bench-compare
 
 # Go micro-benchmarks beside the hot code; compare runs with benchstat.

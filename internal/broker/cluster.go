@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,10 @@ func (b *Broker) defaultReplicas() int16 {
 	}
 	return rf
 }
+
+// DefaultReplicationFactor is the replication factor of a topic created
+// without one.
+func (b *Broker) DefaultReplicationFactor() int16 { return b.defaultReplicas() }
 
 // reconcileLoop applies every metadata change to the local topics.
 func (b *Broker) reconcileLoop() {
@@ -395,7 +400,10 @@ func (p *Partition) propose(batch []byte, h *record.Header, appendTime, now int6
 			return p.duplicateLocked(res, d), nil
 		}
 	}
-	prop := p.rg.Propose(batch)
+	// The batch lives in the request's buffer, which the connection reuses
+	// once the handler returns; Raft appends it later, so it gets its own
+	// copy.
+	prop := p.rg.Propose(bytes.Clone(batch))
 	if st == nil && h.Idempotent() {
 		st = newProducerState(h.ProducerEpoch)
 		p.producers[h.ProducerID] = st

@@ -32,6 +32,11 @@ func NewRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(serve.New())
 	addClientCommands(root)
+	for _, c := range root.Commands() {
+		if c.Name() == "cluster" {
+			c.AddCommand(serve.NewLocalCluster())
+		}
+	}
 	return root
 }
 

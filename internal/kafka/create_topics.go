@@ -56,7 +56,10 @@ func handleCreateTopics(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			if spec.Partitions == -1 {
 				st.NumPartitions = b.DefaultPartitions()
 			}
-			st.ReplicationFactor = 1
+			st.ReplicationFactor = spec.ReplicationFactor
+			if st.ReplicationFactor == -1 {
+				st.ReplicationFactor = b.DefaultReplicationFactor()
+			}
 			return nil
 		}()
 		if err != nil {

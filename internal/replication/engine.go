@@ -301,6 +301,9 @@ func (e *Engine) handle(it *item) {
 		if g == nil {
 			return // a group this node does not (yet) host
 		}
+		if !g.screen(it.msg) {
+			return
+		}
 		if err := g.rn.Step(it.msg); err == nil {
 			e.markDirty(g)
 		}
@@ -469,6 +472,11 @@ func (e *Engine) AddGroup(gc GroupConfig) (*Group, error) {
 		return nil, fmt.Errorf("start raft group %d: %w", gc.ID, err)
 	}
 	g := &Group{e: e, id: gc.ID, log: gc.Log, st: st, rn: rn, sm: gc.StateMachine, forward: gc.Forward}
+	if applied := st.applied; applied > gc.Log.LastIndex() {
+		g.recoverTo = applied
+		e.logger.Warn("log ends before entries this replica applied: its disk lost data; it will not vote until repaired",
+			"group", gc.ID, "log_end", gc.Log.LastIndex(), "applied", applied)
+	}
 	g.committed = st.restartApplied()
 	// Entries after the applied one may not be committed: hide them from
 	// readers and retention until they are.

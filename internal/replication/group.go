@@ -112,6 +112,59 @@ type Group struct {
 	inSync     []uint64
 	match      map[uint64]uint64
 	changed    bool // publish a new status
+	// recoverTo is set when the log came back shorter than what this
+	// replica had applied (its disk lost acknowledged data): until the
+	// log reaches it again the replica votes for nobody, so it cannot help
+	// elect a leader missing entries it had helped commit.
+	recoverTo uint64
+}
+
+// screen adapts an incoming message to a replica whose disk lost its log
+// tail, which Raft assumes never happens; false drops the message.
+func (g *Group) screen(m *raftpb.Message) bool {
+	last := g.log.LastIndex()
+	if g.recoverTo != 0 && last >= g.recoverTo {
+		g.e.logger.Info("replica caught up after losing its log tail", "group", g.id, "index", last)
+		g.recoverTo = 0
+	}
+	switch m.GetType() {
+	case raftpb.MessageType_MsgHeartbeat:
+		// The leader's idea of what this replica holds may predate the
+		// loss; entries through the log end still match the leader's.
+		if m.GetCommit() > last {
+			m.Commit = new(last)
+		}
+	case raftpb.MessageType_MsgVote, raftpb.MessageType_MsgPreVote:
+		return g.recoverTo == 0
+	case raftpb.MessageType_MsgAppResp:
+		if m.GetReject() && g.leaderTerm != 0 {
+			g.followerLostTail(m)
+		}
+	}
+	return true
+}
+
+// followerLostTail handles a follower that rejects entries below what it
+// had acknowledged: Raft's leader ignores such rejections as stale and
+// would never resend the lost entries, so it hands leadership to another
+// up-to-date voter, whose fresh view of the followers repairs it.
+func (g *Group) followerLostTail(m *raftpb.Message) {
+	from := m.GetFrom()
+	var lost bool
+	var best, bestMatch uint64
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		switch {
+		case id == from:
+			lost = m.GetRejectHint() < pr.Match
+		case id != g.e.cfg.NodeID && !pr.IsLearner && pr.Match >= bestMatch:
+			best, bestMatch = id, pr.Match
+		}
+	})
+	if !lost || best == 0 {
+		return
+	}
+	g.e.logger.Warn("follower lost acknowledged entries; handing leadership over so it can be repaired", "group", g.id, "follower", from, "to", best)
+	g.rn.TransferLeader(best)
 }
 
 type indexEnd struct {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -40,7 +41,8 @@ func NewInfo(p *clientcmd.Params, format *string) *cobra.Command {
 }
 
 func buildInfo(m kadm.Metadata) info {
-	in := info{ClusterID: m.Cluster, Controller: m.Controller, Brokers: []brokerInfo{}}
+	in := info{ClusterID: m.Cluster, Controller: m.Controller, Brokers: []brokerInfo{}, UnderReplicated: []string{}, Leaderless: []string{}}
+	byID := map[int32]*brokerInfo{}
 	for _, b := range m.Brokers {
 		in.Brokers = append(in.Brokers, brokerInfo{
 			ID:      b.NodeID,
@@ -50,13 +52,34 @@ func buildInfo(m kadm.Metadata) info {
 			Rack:    b.Rack,
 		})
 	}
-	for _, td := range m.Topics {
+	for i := range in.Brokers {
+		byID[in.Brokers[i].ID] = &in.Brokers[i]
+	}
+	for _, name := range m.Topics.Names() {
+		td := m.Topics[name]
 		if td.IsInternal {
 			in.InternalTopics++
-			continue
+		} else {
+			in.Topics++
+			in.Partitions += len(td.Partitions)
 		}
-		in.Topics++
-		in.Partitions += len(td.Partitions)
+		for _, p := range td.Partitions.Sorted() {
+			id := fmt.Sprintf("%s-%d", name, p.Partition)
+			if b := byID[p.Leader]; b != nil {
+				b.Leaders++
+			}
+			if p.Leader < 0 {
+				in.Leaderless = append(in.Leaderless, id)
+			}
+			for _, r := range p.Replicas {
+				if b := byID[r]; b != nil {
+					b.Replicas++
+				}
+			}
+			if len(p.ISR) < len(p.Replicas) {
+				in.UnderReplicated = append(in.UnderReplicated, id)
+			}
+		}
 	}
 	return in
 }
@@ -67,6 +90,9 @@ type brokerInfo struct {
 	Port    int32   `json:"port"`
 	Address string  `json:"address"`
 	Rack    *string `json:"rack,omitempty"`
+	// Partitions (internal ones included) this broker leads and holds.
+	Leaders  int `json:"leaders"`
+	Replicas int `json:"replicas"`
 }
 
 type info struct {
@@ -76,6 +102,10 @@ type info struct {
 	Topics         int          `json:"topics"`
 	InternalTopics int          `json:"internal_topics"`
 	Partitions     int          `json:"partitions"` // of user topics
+	// Partitions with fewer in-sync replicas than replicas, and without a
+	// leader.
+	UnderReplicated []string `json:"under_replicated"`
+	Leaderless      []string `json:"leaderless"`
 }
 
 func (in info) WriteText(w io.Writer) error {
@@ -87,11 +117,13 @@ func (in info) WriteText(w io.Writer) error {
 		t.Row("INTERNAL TOPICS", in.InternalTopics)
 	}
 	t.Row("PARTITIONS", in.Partitions)
+	t.Row("UNDER-REPLICATED", listOrNone(in.UnderReplicated))
+	t.Row("WITHOUT LEADER", listOrNone(in.Leaderless))
 	if err := t.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = clientcmd.NewTable(w, "BROKER", "ADDRESS", "RACK")
+	t = clientcmd.NewTable(w, "BROKER", "ADDRESS", "RACK", "LEADERS", "REPLICAS")
 	for _, b := range in.Brokers {
 		id := strconv.Itoa(int(b.ID))
 		if b.ID == in.Controller {
@@ -102,7 +134,18 @@ func (in info) WriteText(w io.Writer) error {
 		if b.Rack != nil {
 			rack = *b.Rack
 		}
-		t.Row(id, b.Address, rack)
+		t.Row(id, b.Address, rack, b.Leaders, b.Replicas)
 	}
 	return t.Flush()
+}
+
+// listOrNone shows a few names, and how many more there are.
+func listOrNone(names []string) string {
+	switch {
+	case len(names) == 0:
+		return "none"
+	case len(names) <= 5:
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
 }

@@ -56,7 +56,7 @@ func TestInfo(t *testing.T) {
 	}
 
 	r = clitest.MustRun(t, "", "cluster", "info", b)
-	want := fmt.Sprintf("CLUSTER     %s\nCONTROLLER  0\nTOPICS      2\nPARTITIONS  5\n\nBROKER  ADDRESS  RACK\n0*      %s  -\n", meta.Cluster, n.Addr())
+	want := fmt.Sprintf("CLUSTER     %s\nCONTROLLER  0\nTOPICS      2\nPARTITIONS  5\nUNDER-REPLICATED  none\nWITHOUT LEADER  none\n\nBROKER  ADDRESS  RACK  LEADERS  REPLICAS\n0*      %s  -  5  5\n", meta.Cluster, n.Addr())
 	// The address column's width depends on the port; compare without
 	// padding.
 	if squash(r.Stdout) != squash(want) {

@@ -45,6 +45,7 @@ file given with --config, and flags.`,
 	for _, s := range config.Settings() {
 		cmd.Flags().String(s.Key, s.Get(&def), s.Usage)
 	}
+	cmd.Flags().MarkHidden("rpc-dial-map") // for the fault-injection harness
 	return cmd
 }
 
