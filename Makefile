@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: test build vet fuzz cross race interop kgo-suite
+.PHONY: test build vet fuzz cross race interop kgo-suite chaos
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
@@ -38,6 +38,8 @@ fuzz:
 	$(GO) test ./internal/storage -run '^$$' -fuzz FuzzRecover -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzApplyYAML -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cli/consume -run '^$$' -fuzz FuzzTemplate -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzDecodeFrames -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzReadHello -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:

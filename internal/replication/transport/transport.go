@@ -9,7 +9,7 @@
 //
 // Two implementations satisfy Transport: TCP for real nodes, and MemNetwork,
 // a goroutine-free, seeded in-memory network whose delivery order and faults
-// the test drives step by step. The TCP wire format is described in wire.md
+// the test drives step by step. The TCP wire format is described in docs/format/raft-transport.md
 // beside this file.
 package transport
 

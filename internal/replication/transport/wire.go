@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Wire format (version 1); wire.md has the prose version.
+// Wire format (version 1); docs/format/raft-transport.md has the prose version.
 //
 //	hello  (dialer → acceptor, once):  "WRFT" | version u16 | body length u16 | crc32c(body) u32 | body
 //	       body: sender node id u64 | receiver node id u64 (0: any) | cluster id bytes
