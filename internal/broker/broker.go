@@ -189,8 +189,9 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 			b.closeAll()
 			return nil, err
 		}
-		b.wg.Add(2)
+		b.wg.Add(3)
 		go b.reconcileLoop()
+		go b.moveLoop()
 		go b.maintain()
 		return b, nil
 	}

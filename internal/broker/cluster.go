@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/record"
@@ -125,11 +126,15 @@ func (b *Broker) reconcileLocked() {
 		}
 		for i := range ti.Partitions {
 			info := ti.Partitions[i]
+			want := slices.Contains(info.Replicas, self) || slices.Contains(info.Target, self)
 			if p, ok := t.Partition(int32(i)); ok {
 				p.info.Store(&info)
+				if want != (p.log != nil) {
+					b.rehostLocked(t, p, &info, want)
+				}
 				continue
 			}
-			p, err := b.newClusterPartition(t, int32(i), &info, slices.Contains(info.Replicas, self))
+			p, err := b.newClusterPartition(t, int32(i), &info, want)
 			if err != nil {
 				b.logger.Error("host partition", "partition", fmt.Sprintf("%s-%d", name, i), "err", err)
 				break
@@ -169,9 +174,20 @@ func (b *Broker) newClusterPartition(t *Topic, index int32, info *cluster.Partit
 		log.Close()
 		return nil, err
 	}
-	voters := make([]uint64, len(info.Replicas))
-	for i, r := range info.Replicas {
-		voters[i] = uint64(r)
+	// The membership the partition's log starts from (used only when the
+	// replica has no Raft state yet). A replica added by a move replays
+	// the log's membership changes from there; it leaves itself out, so
+	// that it never counts itself a voter before the log says so.
+	var voters []uint64
+	initial := info.Initial
+	if initial == nil {
+		initial = info.Replicas
+	}
+	moved := !slices.Contains(info.Replicas, b.cfg.NodeID)
+	for _, r := range initial {
+		if !moved || r != b.cfg.NodeID {
+			voters = append(voters, uint64(r))
+		}
 	}
 	g, err := b.cfg.Cluster.Engine().AddGroup(replication.GroupConfig{
 		ID: info.Group, Log: log, Voters: voters,
@@ -184,6 +200,35 @@ func (b *Broker) newClusterPartition(t *Topic, index int32, info *cluster.Partit
 	}
 	p.rg = g
 	return p, nil
+}
+
+// rehostLocked starts or stops hosting a partition whose replica set now
+// includes or excludes this node: the Partition is replaced, so readers
+// holding the old one see it closed.
+func (b *Broker) rehostLocked(t *Topic, old *Partition, info *cluster.Partition, host bool) {
+	np, err := b.newClusterPartition(t, old.index, info, host)
+	if err != nil {
+		b.logger.Error("host partition", "partition", old.name(), "err", err)
+		return
+	}
+	t.mu.Lock()
+	t.partitions[old.index] = np
+	t.mu.Unlock()
+	if host {
+		b.logger.Info("hosting a new replica", "partition", old.name())
+		return
+	}
+	// Moved away: the move's membership change is committed (the
+	// controller heard so from the leader), so this copy is no longer
+	// needed.
+	if old.rg != nil {
+		old.rg.Remove()
+	}
+	old.markDeleted()
+	old.log.Close()
+	os.RemoveAll(old.log.Dir())
+	old.notify()
+	b.logger.Info("replica moved away; data removed", "partition", old.name())
 }
 
 // dropTopicLocked forgets a topic the controller deleted and removes its
@@ -618,4 +663,102 @@ func (b *Broker) clusterChange(change func(ctx context.Context) error) error {
 	b.reconcileLocked()
 	b.adminMu.Unlock()
 	return nil
+}
+
+// moveInterval is how often partition leaders look at replica moves and
+// preferred leaders.
+const moveInterval = 500 * time.Millisecond
+
+// moveLoop runs, on every node, the leader's side of replica moves and
+// leader rebalancing for the partitions it leads.
+func (b *Broker) moveLoop() {
+	defer b.wg.Done()
+	t := b.clock.NewTimer(moveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C():
+		}
+		m := b.cfg.Cluster.Metadata()
+		for _, topic := range b.Topics() {
+			for _, p := range topic.Partitions() {
+				if p.rg != nil {
+					p.stepMove(m)
+				}
+			}
+		}
+		t.Reset(moveInterval)
+	}
+}
+
+// stepMove advances a move of the partition's replicas by one step, as
+// its leader: add the new replicas as learners; once they have caught up,
+// swap them for the old ones in one joint-consensus change; once the
+// membership is the target, tell the controller. With no move under way,
+// it hands leadership back to the preferred replica when that one is live
+// and in sync.
+func (p *Partition) stepMove(m *cluster.Metadata) {
+	st := p.rg.Status()
+	info := p.info.Load()
+	if !st.IsLeader || !st.Ready || st.Joint() || p.b.clock.Now().Before(p.moveWait) {
+		return
+	}
+	self := uint64(p.b.cfg.NodeID)
+	if info.Target == nil {
+		preferred := uint64(info.Replicas[0])
+		if n, ok := m.Nodes[info.Replicas[0]]; ok && preferred != self && n.Live() && !n.Draining &&
+			slices.Contains(st.InSync, preferred) && slices.Contains(st.Voters, preferred) {
+			p.b.logger.Info("handing leadership back to the preferred replica", "partition", p.name(), "to", preferred)
+			p.rg.TransferLeadership(preferred)
+			p.moveWait = p.b.clock.Now().Add(5 * moveInterval)
+		}
+		return
+	}
+	target := make([]uint64, len(info.Target))
+	for i, id := range info.Target {
+		target[i] = uint64(id)
+	}
+	var cc raftpb.ConfChangeV2
+	for _, id := range target {
+		if !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id) {
+			cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: new(id)})
+		}
+	}
+	if len(cc.Changes) == 0 {
+		caughtUp := true
+		for _, id := range target {
+			if slices.Contains(st.Learners, id) {
+				cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: new(id)})
+				caughtUp = caughtUp && st.Match[id]+64 >= st.Commit
+			}
+		}
+		for _, id := range st.Voters {
+			if !slices.Contains(target, id) {
+				cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: new(id)})
+			}
+		}
+		if !caughtUp {
+			return
+		}
+	}
+	if len(cc.Changes) > 0 {
+		p.b.logger.Info("replica move", "partition", p.name(), "target", info.Target, "changes", len(cc.Changes))
+		p.rg.ProposeConfChange(&cc)
+		p.moveWait = p.b.clock.Now().Add(2 * moveInterval)
+		return
+	}
+	// The membership is the target: record it (off the loop; the
+	// controller may take a moment).
+	p.moveWait = p.b.clock.Now().Add(10 * moveInterval)
+	p.b.wg.Add(1)
+	go func() {
+		defer p.b.wg.Done()
+		ctx, cancel := adminContext()
+		defer cancel()
+		if err := p.b.cfg.Cluster.ReplicasDone(ctx, p.topic.Name, p.index, info.Target); err != nil {
+			p.b.logger.Warn("report finished replica move", "partition", p.name(), "err", err)
+		}
+	}()
 }

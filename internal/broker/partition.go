@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -47,6 +48,8 @@ type Partition struct {
 	rg     *replication.Group
 	status atomic.Pointer[replication.Status]
 	stale  bool // p.mu: rebuild the producer state before the next produce
+	// moveWait: no replica-move step before then (moveLoop only).
+	moveWait time.Time
 }
 
 // Index is the partition number.

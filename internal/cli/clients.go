@@ -10,6 +10,7 @@ import (
 	"github.com/weir-dev/weir/internal/cli/cluster"
 	"github.com/weir-dev/weir/internal/cli/consume"
 	"github.com/weir-dev/weir/internal/cli/group"
+	"github.com/weir-dev/weir/internal/cli/node"
 	"github.com/weir-dev/weir/internal/cli/produce"
 	"github.com/weir-dev/weir/internal/cli/topic"
 )
@@ -26,5 +27,6 @@ func addClientCommands(root *cobra.Command) {
 		consume.New(params()),
 		group.New(params()),
 		cluster.New(params()),
+		node.New(os.LookupEnv),
 	)
 }

@@ -41,7 +41,10 @@ type Config struct {
 	KafkaHost string
 	KafkaPort int32
 	// ClusterName must match on every node; peers of another are refused.
-	ClusterName   string
+	ClusterName string
+	// HealAfter is how long a node may be offline before its replicas are
+	// re-created on other nodes (default 5 minutes).
+	HealAfter     time.Duration
 	TickInterval  time.Duration // Raft tick (default 100ms)
 	ElectionTicks int           // ticks without a leader before an election (default 10)
 	Clock         clock.Clock
@@ -100,6 +103,9 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.HealAfter <= 0 {
+		cfg.HealAfter = 5 * time.Minute
 	}
 	c := &Controller{
 		cfg: cfg, logger: cfg.Logger, clock: cfg.Clock,
@@ -468,7 +474,7 @@ func (c *Controller) maintain() {
 		}
 	}
 	self := Node{ID: c.cfg.NodeID, RPCAddr: c.cfg.RPCAddr, KafkaHost: c.cfg.KafkaHost, KafkaPort: c.cfg.KafkaPort}
-	if n, ok := m.Nodes[c.cfg.NodeID]; !ok || *n != self {
+	if n, ok := m.Nodes[c.cfg.NodeID]; !ok || !n.sameAddresses(&self) {
 		if _, err := c.Propose(ctx, Command{Op: opRegisterNode, Node: &self}); err != nil {
 			c.logger.Debug("register node", "err", err)
 			return
@@ -476,6 +482,7 @@ func (c *Controller) maintain() {
 		c.logger.Info("registered with the controller", "node", self.ID)
 	}
 	c.trackLiveness(ctx, m)
+	c.heal(ctx, c.Metadata())
 	c.mu.Lock()
 	var batch []LeaderReport
 	m = c.Metadata()
@@ -538,6 +545,97 @@ func (c *Controller) trackLiveness(ctx context.Context, m *Metadata) {
 		}
 		c.logger.Info("node state changed", "node", id, "live", live)
 	}
+}
+
+// heal, on the controller leader, moves the replicas off nodes that have
+// been offline longer than HealAfter or are being decommissioned: each
+// such replica is replaced by a live node that does not hold the
+// partition, the least loaded first. The partition's leader carries the
+// move out.
+func (c *Controller) heal(ctx context.Context, m *Metadata) {
+	st := c.Status()
+	if !st.IsLeader || !st.Ready {
+		return
+	}
+	now := c.clock.Now().UnixMilli()
+	gone := map[int32]bool{}
+	load := map[int32]int{}
+	var live []int32
+	for _, id := range m.NodeIDs() {
+		n := m.Nodes[id]
+		switch {
+		case n.Draining || (!n.Live() && now-n.OfflineSince >= c.cfg.HealAfter.Milliseconds()):
+			gone[id] = true
+		case n.Live():
+			live = append(live, id)
+			load[id] = 0
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for _, t := range m.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range append(slices.Clone(p.Replicas), p.Target...) {
+				if _, ok := load[r]; ok {
+					load[r]++
+				}
+			}
+		}
+	}
+	moves := 0
+	for _, name := range m.TopicNames() {
+		t := m.Topics[name]
+		for i, p := range t.Partitions {
+			if p.Target != nil || moves >= 64 {
+				continue
+			}
+			target := slices.Clone(p.Replicas)
+			changed := false
+			for k, r := range target {
+				if !gone[r] {
+					continue
+				}
+				best := int32(-1)
+				for _, id := range live {
+					if !slices.Contains(target, id) && (best < 0 || load[id] < load[best]) {
+						best = id
+					}
+				}
+				if best < 0 {
+					break // no node to move to; stay under-replicated
+				}
+				target[k] = best
+				load[best]++
+				changed = true
+			}
+			if !changed {
+				continue
+			}
+			moves++
+			if _, err := c.Propose(ctx, Command{Op: opReassign, Topic: name, Partition: int32(i), Target: target}); err != nil {
+				c.logger.Debug("reassign", "partition", fmt.Sprintf("%s-%d", name, i), "err", err)
+				return
+			}
+			c.logger.Info("moving replicas", "partition", fmt.Sprintf("%s-%d", name, i), "from", p.Replicas, "to", target)
+		}
+	}
+}
+
+// ReplicasDone tells the controller a partition's membership is now its
+// move's target.
+func (c *Controller) ReplicasDone(ctx context.Context, topic string, partition int32, replicas []int32) error {
+	return c.run(ctx, Command{Op: opReplicasDone, Topic: topic, Partition: partition, Target: replicas})
+}
+
+// Reassign asks for a partition's replicas to move to target.
+func (c *Controller) Reassign(ctx context.Context, topic string, partition int32, target []int32) error {
+	return c.run(ctx, Command{Op: opReassign, Topic: topic, Partition: partition, Target: target})
+}
+
+// Decommission drains a node: its replicas move to the other nodes.
+func (c *Controller) Decommission(ctx context.Context, node int32) error {
+	return c.run(ctx, Command{Op: opDecommission, NodeID: node})
 }
 
 // silenceGrace is how long a node may be silent before it is declared

@@ -186,3 +186,45 @@ func TestControllerAgreesAndSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v, cluster %q", m.Topics["orders"], m.ClusterID)
 	}
 }
+
+func TestApplyMovesAndDrains(t *testing.T) {
+	m := newMetadata()
+	for id := int32(1); id <= 4; id++ {
+		m, _ = m.apply(&Command{Op: opRegisterNode, Node: &Node{ID: id}})
+	}
+	m, _ = m.apply(&Command{Op: opCreateTopic, Topic: "a", TopicID: "00112233445566778899aabbccddeeff", Partitions: 1, Replicas: 3})
+	p := m.Topics["a"].Partitions[0]
+	if !slices.Equal(p.Initial, p.Replicas) {
+		t.Fatalf("initial %v, replicas %v", p.Initial, p.Replicas)
+	}
+	spare := int32(10) - p.Replicas[0] - p.Replicas[1] - p.Replicas[2] // the node not holding it
+	target := []int32{p.Replicas[0], p.Replicas[1], spare}
+	if _, res := m.apply(&Command{Op: opReassign, Topic: "a", Partition: 0, Target: []int32{1, 1, 2}}); !errors.Is(res.Err, ErrInvalidReplicas) {
+		t.Fatalf("duplicate replicas accepted: %v", res.Err)
+	}
+	m2, res := m.apply(&Command{Op: opReassign, Topic: "a", Partition: 0, Target: target})
+	if res.Err != nil || !slices.Equal(m2.Topics["a"].Partitions[0].Target, target) {
+		t.Fatalf("reassign: %v %+v", res.Err, m2.Topics["a"].Partitions[0])
+	}
+	// A second move waits for the first; a stale completion is ignored.
+	m3, _ := m2.apply(&Command{Op: opReassign, Topic: "a", Partition: 0, Target: p.Replicas})
+	if !slices.Equal(m3.Topics["a"].Partitions[0].Target, target) {
+		t.Fatal("second move replaced the first")
+	}
+	if m4, _ := m3.apply(&Command{Op: opReplicasDone, Topic: "a", Partition: 0, Target: p.Replicas}); m4 != m3 {
+		t.Fatal("completion of another target applied")
+	}
+	m5, _ := m3.apply(&Command{Op: opReplicasDone, Topic: "a", Partition: 0, Target: target})
+	if got := m5.Topics["a"].Partitions[0]; !slices.Equal(got.Replicas, target) || got.Target != nil || !slices.Equal(got.Initial, p.Initial) {
+		t.Fatalf("after the move: %+v", got)
+	}
+	// Draining survives the node registering again.
+	m6, _ := m5.apply(&Command{Op: opDecommission, NodeID: 2})
+	m7, _ := m6.apply(&Command{Op: opRegisterNode, Node: &Node{ID: 2, RPCAddr: "moved"}})
+	if n := m7.Nodes[2]; !n.Draining || n.RPCAddr != "moved" {
+		t.Fatalf("node 2 after re-registering: %+v", n)
+	}
+	if _, res := m7.apply(&Command{Op: opDecommission, NodeID: 9}); !errors.Is(res.Err, ErrUnknownNode) {
+		t.Fatalf("decommission of an unknown node: %v", res.Err)
+	}
+}

@@ -30,6 +30,7 @@ var (
 	ErrInvalidReplicas   = errors.New("invalid replication factor")
 	ErrInvalidPartitions = errors.New("invalid partition count")
 	ErrTimeout           = errors.New("metadata change not applied in time (it may still be)")
+	ErrUnknownNode       = errors.New("unknown node")
 	ErrClosed            = errors.New("cluster node closed")
 )
 
@@ -42,6 +43,13 @@ type Node struct {
 	// OfflineSince is when the controller leader last saw the node go
 	// silent (Unix ms); 0 while it is live.
 	OfflineSince int64 `json:"offline_since,omitempty"`
+	// Draining: decommissioned; its replicas move to other nodes.
+	Draining bool `json:"draining,omitempty"`
+}
+
+// sameAddresses reports whether n is registered with the addresses of o.
+func (n *Node) sameAddresses(o *Node) bool {
+	return n.ID == o.ID && n.RPCAddr == o.RPCAddr && n.KafkaHost == o.KafkaHost && n.KafkaPort == o.KafkaPort
 }
 
 // Live reports whether the controller considers the node up.
@@ -51,9 +59,17 @@ func (n *Node) Live() bool { return n.OfflineSince == 0 }
 type Partition struct {
 	Group    uint64  `json:"group"`
 	Replicas []int32 `json:"replicas"`
-	Leader   int32   `json:"leader"` // -1 until a leader reports
-	Epoch    int32   `json:"epoch"`  // the leader's Raft term
-	ISR      []int32 `json:"isr"`
+	// Target is the replica set a move in progress goes to (nil when
+	// none): the partition's leader adds the new replicas as learners,
+	// swaps them in by joint consensus, then reports the new set.
+	Target []int32 `json:"target,omitempty"`
+	// Initial is the replica set the partition was created with: the
+	// membership its Raft log starts from, which a replica added later
+	// needs to replay the log's membership changes.
+	Initial []int32 `json:"initial"`
+	Leader  int32   `json:"leader"` // -1 until a leader reports
+	Epoch   int32   `json:"epoch"`  // the leader's Raft term
+	ISR     []int32 `json:"isr"`
 }
 
 // Topic is a topic as the cluster knows it.
@@ -124,6 +140,10 @@ type Command struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 	// Leaders reports.
 	Leaders []LeaderReport `json:"leaders,omitempty"`
+	// Replica moves: partition Partition of Topic goes to (reassign) or
+	// now has (replicas_done) the replica set Target.
+	Partition int32   `json:"partition,omitempty"`
+	Target    []int32 `json:"target,omitempty"`
 	// Node liveness: the node NodeID went silent at OfflineSince (0: back).
 	NodeID       int32 `json:"node_id,omitempty"`
 	OfflineSince int64 `json:"offline_since,omitempty"`
@@ -152,6 +172,9 @@ const (
 	opAllocProducerIDs = "alloc_producer_ids"
 	opLeaders          = "leaders"
 	opNodeState        = "node_state"
+	opReassign         = "reassign"
+	opReplicasDone     = "replicas_done"
+	opDecommission     = "decommission"
 )
 
 // Result is a command's outcome.
@@ -178,8 +201,12 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 		}
 		node := *cmd.Node
 		node.OfflineSince = 0 // registering is a sign of life
-		if old, ok := m.Nodes[node.ID]; ok && *old == node {
-			return m, Result{}
+		old, ok := m.Nodes[node.ID]
+		if ok {
+			node.Draining = old.Draining // only a decommission changes it
+			if *old == node {
+				return m, Result{}
+			}
 		}
 		n := m.clone()
 		n.Nodes[node.ID] = &node
@@ -225,6 +252,21 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 		return n, Result{Value: first}
 	case opLeaders:
 		return m.leaders(cmd.Leaders), Result{}
+	case opReassign, opReplicasDone:
+		return m.move(cmd)
+	case opDecommission:
+		old, ok := m.Nodes[cmd.NodeID]
+		if !ok {
+			return m, Result{Err: fmt.Errorf("%w: node %d", ErrUnknownNode, cmd.NodeID)}
+		}
+		if old.Draining {
+			return m, Result{}
+		}
+		n := m.clone()
+		node := *old
+		node.Draining = true
+		n.Nodes[node.ID] = &node
+		return n, Result{}
 	}
 	return m, Result{Err: fmt.Errorf("unknown metadata command %q", cmd.Op)}
 }
@@ -285,10 +327,55 @@ func (m *Metadata) assign(nodes []int32, count, rf int) []Partition {
 		for k := range rf {
 			reps[k] = nodes[(start+k)%len(nodes)]
 		}
-		out = append(out, Partition{Group: m.NextGroup + uint64(p), Replicas: reps, Leader: -1, Epoch: -1, ISR: slices.Clone(reps)})
+		out = append(out, Partition{Group: m.NextGroup + uint64(p), Replicas: reps, Initial: slices.Clone(reps), Leader: -1, Epoch: -1, ISR: slices.Clone(reps)})
 	}
 	m.NextGroup += uint64(count)
 	return out
+}
+
+// move starts a replica move (reassign) or completes it (replicas_done:
+// the partition's Raft membership now equals the target).
+func (m *Metadata) move(cmd *Command) (*Metadata, Result) {
+	t, ok := m.Topics[cmd.Topic]
+	if !ok || cmd.Partition < 0 || int(cmd.Partition) >= len(t.Partitions) {
+		return m, Result{Err: fmt.Errorf("%w: %s-%d", ErrUnknownTopic, cmd.Topic, cmd.Partition)}
+	}
+	cur := t.Partitions[cmd.Partition]
+	if len(cmd.Target) == 0 || len(cmd.Target) != len(cur.Replicas) {
+		return m, Result{Err: fmt.Errorf("%w: move %s-%d to %v", ErrInvalidReplicas, cmd.Topic, cmd.Partition, cmd.Target)}
+	}
+	seen := map[int32]bool{}
+	for _, id := range cmd.Target {
+		if _, ok := m.Nodes[id]; !ok || seen[id] {
+			return m, Result{Err: fmt.Errorf("%w: move %s-%d to %v", ErrInvalidReplicas, cmd.Topic, cmd.Partition, cmd.Target)}
+		}
+		seen[id] = true
+	}
+	np := cur
+	if cmd.Op == opReassign {
+		if cur.Target != nil || slices.Equal(sortedCopy(cur.Replicas), sortedCopy(cmd.Target)) {
+			return m, Result{} // a move is under way, or nothing to do
+		}
+		np.Target = slices.Clone(cmd.Target)
+	} else {
+		if cur.Target == nil || !slices.Equal(sortedCopy(cur.Target), sortedCopy(cmd.Target)) {
+			return m, Result{}
+		}
+		np.Replicas, np.Target = slices.Clone(cur.Target), nil
+		np.ISR = slices.Clone(np.Replicas)
+	}
+	n := m.clone()
+	nt := *t
+	nt.Partitions = slices.Clone(t.Partitions)
+	nt.Partitions[cmd.Partition] = np
+	n.Topics[t.Name] = &nt
+	return n, Result{}
+}
+
+func sortedCopy(ids []int32) []int32 {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return s
 }
 
 // leaders applies leader reports; a report older than what is known is

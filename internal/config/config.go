@@ -51,6 +51,9 @@ type Config struct {
 	ReplicationFactor int32
 	RaftTick          time.Duration
 	RPCDialMap        map[string]string
+	// HealAfter: a node offline this long has its replicas re-created on
+	// other nodes.
+	HealAfter time.Duration
 }
 
 // Clustered reports whether the node runs as part of a cluster.
@@ -79,6 +82,7 @@ func Default() Config {
 		ClusterName:       "weir",
 		ReplicationFactor: 3,
 		RaftTick:          100 * time.Millisecond,
+		HealAfter:         5 * time.Minute,
 		RPCDialMap:        map[string]string{},
 	}
 }
@@ -200,6 +204,7 @@ func Settings() []Setting {
 			}},
 		str("cluster-name", "name every node of a cluster shares; nodes of another are refused", func(c *Config) *string { return &c.ClusterName }),
 		int32s("default-replication-factor", "replicas of topics created without a replication factor (at most the number of nodes)", func(c *Config) *int32 { return &c.ReplicationFactor }),
+		durations("heal-after", "in a cluster, how long a node may be offline before its replicas are re-created on other nodes", func(c *Config) *time.Duration { return &c.HealAfter }),
 		durations("raft-tick", "Raft tick: heartbeats every tick, elections after 10 without a leader", func(c *Config) *time.Duration { return &c.RaftTick }),
 		{Key: "rpc-dial-map", Kind: "map", Usage: "testing: dial B to reach the node at rpc address A, as A=B[,A=B]",
 			get: func(c *Config) string { return formatMap(c.RPCDialMap) },
@@ -365,6 +370,9 @@ func (c *Config) Validate() error {
 		}
 		if c.RaftTick <= 0 {
 			bad("raft-tick must be positive, got %s", c.RaftTick)
+		}
+		if c.HealAfter <= 0 {
+			bad("heal-after must be positive, got %s", c.HealAfter)
 		}
 	}
 	switch c.LogLevel {

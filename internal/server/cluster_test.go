@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/server/servertest"
 )
 
@@ -240,4 +242,80 @@ func TestClusterGroupOffsetsFailOver(t *testing.T) {
 		}
 	}
 	consume(30)
+}
+
+// waitReplicas polls Metadata until every partition of topic has
+// three in-sync replicas, none on the excluded node.
+func waitReplicas(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, excluded int32) {
+	t.Helper()
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		ok := err == nil && len(md.Topics[topic].Partitions) > 0
+		if ok {
+			for _, p := range md.Topics[topic].Partitions {
+				if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 0 || slices.Contains(p.Replicas, excluded) {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never left node %d: %v %+v", topic, excluded, err, md.Topics[topic].Partitions)
+		}
+		time.Sleep(50 * time.Millisecond) // retrying a request to a real cluster
+	}
+}
+
+// TestClusterHealsAndDrains stops a node for longer than heal-after: its
+// replicas are re-created on the others. Then a node is decommissioned
+// over the admin API and its replicas move away. No record is lost.
+func TestClusterHealsAndDrains(t *testing.T) {
+	nodes := servertest.StartCluster(t, 4, func(_ int, c *config.Config) { c.HealAfter = time.Second })
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopic(ctx, 4, 3, nil, "heal"); err != nil {
+		t.Fatal(err)
+	}
+	producer := clusterClient(t, nodes)
+	produced := 0
+	produce := func(n int) {
+		t.Helper()
+		for range n {
+			if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "heal", Value: []byte(fmt.Sprint(produced))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			produced++
+		}
+	}
+	produce(400)
+
+	nodes[3].Stop()
+	waitReplicas(ctx, t, kadm.NewClient(clusterClient(t, nodes)), "heal", 4)
+	produce(100)
+
+	resp, err := http.Post("http://"+nodes[0].HTTPAddr()+"/v1/nodes/3/decommission", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("decommission: %s", resp.Status)
+	}
+	nodes[3].Start() // back, but node 3 is draining: replicas go to 4
+	waitReplicas(ctx, t, kadm.NewClient(clusterClient(t, nodes)), "heal", 3)
+	produce(100)
+
+	consumer := clusterClient(t, nodes, kgo.ConsumeTopics("heal"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for len(seen) < produced {
+		fs := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", len(seen), produced)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
 }

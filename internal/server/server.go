@@ -124,7 +124,7 @@ func (s *Server) joinCluster(cfg config.Config, kafkaHost string, kafkaPort int3
 	c, err := cluster.Start(ctx, cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Listener: ln, RPCAddr: cfg.RPCAddr, Seeds: cfg.Seeds,
 		DialMap: cfg.RPCDialMap, KafkaHost: kafkaHost, KafkaPort: kafkaPort, ClusterName: cfg.ClusterName,
-		TickInterval: cfg.RaftTick, Clock: o.clock, Logger: o.logger,
+		TickInterval: cfg.RaftTick, HealAfter: cfg.HealAfter, Clock: o.clock, Logger: o.logger,
 	})
 	if err != nil {
 		ln.Close()
@@ -176,6 +176,26 @@ func (s *Server) Broker() *broker.Broker { return s.broker }
 // with a controller that has a leader.
 func (s *Server) Ready() bool {
 	return s.ready.Load() && (s.cluster == nil || s.cluster.Ready())
+}
+
+// Decommission implements api.Nodes: the node's replicas move to the
+// other nodes.
+func (s *Server) Decommission(ctx context.Context, node int32) error {
+	if s.cluster == nil {
+		return &api.Error{Code: http.StatusConflict, Message: "this node is not part of a cluster"}
+	}
+	if _, ok := s.cluster.Metadata().Nodes[node]; !ok {
+		return &api.Error{Code: http.StatusNotFound, Message: fmt.Sprintf("node %d is not registered", node)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.cluster.Decommission(ctx, node); err != nil {
+		if errors.Is(err, cluster.ErrTimeout) {
+			return &api.Error{Code: http.StatusServiceUnavailable, Message: err.Error()}
+		}
+		return err
+	}
+	return nil
 }
 
 // Healthy implements api.Status: unhealthy once any partition log has
