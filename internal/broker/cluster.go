@@ -385,6 +385,11 @@ func (p *Partition) Serving() error {
 	if !st.IsLeader || !st.Ready {
 		return fmt.Errorf("%w: %s is led by node %d", ErrNotLeader, p.name(), st.Leader)
 	}
+	if !p.rg.LeaseHeld(p.b.clock.Now()) {
+		// Possibly deposed without knowing it yet (cut off, or paused):
+		// what it has may be stale.
+		return fmt.Errorf("%w: %s: no recent word from a majority of its replicas", ErrNotLeader, p.name())
+	}
 	return nil
 }
 

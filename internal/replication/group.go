@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -117,6 +118,65 @@ type Group struct {
 	// log reaches it again the replica votes for nobody, so it cannot help
 	// elect a leader missing entries it had helped commit.
 	recoverTo uint64
+	// lastResp is when each follower last answered this leader (driver
+	// only); lease is the wall-clock time (Unix ns) until which this
+	// leader may serve reads: a majority answered recently enough that no
+	// other leader can have been elected yet.
+	lastResp map[uint64]time.Time
+	lease    atomic.Int64
+}
+
+// LeaseHeld reports whether this replica leads with a majority's recent
+// acknowledgement, so what it serves is current: a leader cut off (or
+// paused) stops serving before another can be elected.
+func (g *Group) LeaseHeld(now time.Time) bool {
+	st := g.status.Load()
+	if st == nil || !st.IsLeader {
+		return false
+	}
+	if len(st.Voters) <= 1 && len(st.VotersOutgoing) == 0 {
+		return true
+	}
+	return now.UnixNano() < g.lease.Load()
+}
+
+// noteResponse records a follower's answer and extends the lease to the
+// time a majority had answered by, plus half an election timeout (the
+// least time after which a follower that heard the leader then may start
+// an election), on the driver.
+func (g *Group) noteResponse(from uint64) {
+	now := g.e.cfg.Clock.Now()
+	if g.lastResp == nil {
+		g.lastResp = map[uint64]time.Time{}
+	}
+	g.lastResp[from] = now
+	cs := g.st.currentConf()
+	lease := g.quorumTime(cs.GetVoters(), now)
+	if out := cs.GetVotersOutgoing(); len(out) > 0 {
+		if o := g.quorumTime(out, now); o.Before(lease) {
+			lease = o
+		}
+	}
+	half := time.Duration(g.e.cfg.ElectionTicks) * g.e.cfg.TickInterval / 2
+	g.lease.Store(lease.Add(half).UnixNano())
+}
+
+// quorumTime is the time by which a majority of voters (this node at now)
+// had answered.
+func (g *Group) quorumTime(voters []uint64, now time.Time) time.Time {
+	times := make([]time.Time, 0, len(voters))
+	for _, v := range voters {
+		switch t, ok := g.lastResp[v]; {
+		case v == g.e.cfg.NodeID:
+			times = append(times, now)
+		case ok:
+			times = append(times, t)
+		default:
+			times = append(times, time.Time{})
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return b.Compare(a) })
+	return times[len(times)/2]
 }
 
 // screen adapts an incoming message to a replica whose disk lost its log
@@ -139,6 +199,13 @@ func (g *Group) screen(m *raftpb.Message) bool {
 	case raftpb.MessageType_MsgAppResp:
 		if m.GetReject() && g.leaderTerm != 0 {
 			g.followerLostTail(m)
+		}
+		if g.leaderTerm != 0 && m.GetTerm() == g.leaderTerm {
+			g.noteResponse(m.GetFrom())
+		}
+	case raftpb.MessageType_MsgHeartbeatResp:
+		if g.leaderTerm != 0 && m.GetTerm() == g.leaderTerm {
+			g.noteResponse(m.GetFrom())
 		}
 	}
 	return true
@@ -379,6 +446,8 @@ func (g *Group) noteSoftState(rd raft.Ready) {
 	leading := g.raftState == raft.StateLeader
 	if g.leaderTerm != 0 && (!leading || g.leaderTerm != g.term) {
 		g.leaderTerm, g.readyIndex, g.wasReady = 0, 0, false
+		g.lastResp = nil
+		g.lease.Store(0)
 		g.inSync, g.match = nil, nil
 		g.failProposals(ErrNotLeader)
 	}

@@ -549,3 +549,54 @@ func TestSnapshotCatchUp(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseLapsesWhenCutOff: a leader that stops hearing from a majority
+// stops claiming a lease half an election timeout after it last did, and
+// holds one again once they answer.
+func TestLeaseLapsesWhenCutOff(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 11)
+	s := newSim(t, 11)
+	defer s.close()
+	s.net.SetDropRate(0)
+	s.net.SetDuplicateRate(0)
+	var leader *simNode
+	for range 200 {
+		for _, n := range s.nodes {
+			n.eng.Tick()
+		}
+		s.settle(1000)
+		for _, nd := range s.nodes {
+			if st := nd.groups[1].Status(); st.IsLeader && st.Ready {
+				leader = nd
+			}
+		}
+		if leader != nil {
+			break
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader for group 1")
+	}
+	clk := leader.eng.cfg.Clock.(*clock.Fake)
+	g := leader.groups[1]
+	if !g.LeaseHeld(clk.Now()) {
+		t.Fatal("a ready leader with answering followers holds no lease")
+	}
+	s.net.Isolate(leader.id)
+	clk.Advance(400 * time.Millisecond)
+	if !g.LeaseHeld(clk.Now()) {
+		t.Fatal("lease lapsed before half an election timeout")
+	}
+	clk.Advance(200 * time.Millisecond)
+	if g.LeaseHeld(clk.Now()) {
+		t.Fatal("a leader cut off for more than half an election timeout still holds its lease")
+	}
+	s.net.HealAll()
+	for range 3 {
+		leader.eng.Tick()
+		s.settle(1000)
+	}
+	if st := g.Status(); st.IsLeader && !g.LeaseHeld(clk.Now()) {
+		t.Fatal("still leading after the network healed, but no lease")
+	}
+}
