@@ -408,7 +408,11 @@ func (b *Broker) RunMaintenance() {
 			} else if n > 0 {
 				b.logger.Info("retention deleted segments", "partition", p.name(), "segments", n, "log_start_offset", p.LogStartOffset())
 			}
-			if t.settings.Load().compact {
+			// In a cluster, a replica that falls behind a compacted range
+			// would be reset past it (snapshots carry no segment data
+			// yet) and lose the records compaction kept: compaction waits
+			// for segment streaming there.
+			if t.settings.Load().compact && !b.clustered() {
 				p.compact()
 			}
 			p.expireProducers(expireBefore)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/weir-dev/weir/internal/clock"
 	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/replication"
@@ -72,6 +74,7 @@ type Controller struct {
 	waiters map[string]chan Result
 	peers   map[uint64]string
 	reports map[string]LeaderReport // leader reports not yet applied
+	seedIDs []uint64                // the controller's initial voters
 	// silentSince: when each node was last seen out of sync, as the
 	// controller leader (background goroutine only).
 	silentSince map[int32]time.Time
@@ -164,9 +167,12 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 	}
 	slices.Sort(voters)
+	// A node outside the seeds joins as a learner of the controller: it
+	// starts from the seeds' membership (which it is not in), asks to be
+	// registered, and the controller leader adds it.
+	c.seedIDs = voters
 	if !self {
-		c.shutdownTransport()
-		return nil, fmt.Errorf("cluster: node %d (%s) is not among the seeds %v; list every node in --seeds (nodes outside the seeds cannot join yet)", cfg.NodeID, cfg.RPCAddr, cfg.Seeds)
+		cfg.Logger.Info("joining the cluster through its seeds", "node", cfg.NodeID, "seeds", cfg.Seeds)
 	}
 
 	c.syncer = storage.NewSyncer(2)
@@ -459,12 +465,20 @@ func (c *Controller) background() {
 }
 
 func (c *Controller) maintain() {
-	if c.Status().Leader == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*c.retryEvery())
 	defer cancel()
 	m := c.Metadata()
+	if !c.member() {
+		// Not in the controller's membership yet: ask a seed to register
+		// this node (the leader then adds it as a learner).
+		self := Node{ID: c.cfg.NodeID, RPCAddr: c.cfg.RPCAddr, KafkaHost: c.cfg.KafkaHost, KafkaPort: c.cfg.KafkaPort}
+		c.proposeViaSeeds(Command{Op: opRegisterNode, Node: &self})
+		return
+	}
+	if c.Status().Leader == 0 {
+		return
+	}
+	c.addLearners(m)
 	if m.ClusterID == "" {
 		id := make([]byte, 16)
 		rand.Read(id)
@@ -501,6 +515,60 @@ func (c *Controller) maintain() {
 		if _, err := c.Propose(ctx, Command{Op: opLeaders, Leaders: batch}); err != nil {
 			c.logger.Debug("report leaders", "err", err)
 		}
+	}
+}
+
+// member reports whether this node is a voter or learner of the
+// controller group.
+func (c *Controller) member() bool {
+	st := c.Status()
+	id := uint64(c.cfg.NodeID)
+	return slices.Contains(st.Voters, id) || slices.Contains(st.VotersOutgoing, id) || slices.Contains(st.Learners, id)
+}
+
+// proposeViaSeeds sends a command straight to the seeds as a Raft
+// proposal: a node outside the group knows no leader to forward to, but
+// a seed forwards it. The outcome shows in the metadata once the node
+// replicates the log.
+func (c *Controller) proposeViaSeeds(cmd Command) {
+	body, err := encodeCommand(&cmd)
+	if err != nil {
+		return
+	}
+	batch, err := record.Build(record.BatchOptions{FirstTimestamp: c.clock.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+		[]record.Record{{Value: body}})
+	if err != nil {
+		return
+	}
+	for _, id := range c.seedIDs {
+		if id == uint64(c.cfg.NodeID) {
+			continue
+		}
+		m := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(), From: new(uint64(c.cfg.NodeID)), To: new(id),
+			Entries: []*raftpb.Entry{{Data: batch}}}
+		c.tr.Send(id, []transport.Envelope{{Group: ControllerGroup, Msg: m}})
+		return // one seed is enough; the next round tries again if need be
+	}
+}
+
+// addLearners, on the controller leader, adds registered nodes that are
+// not yet members of the controller group as learners, so they replicate
+// the metadata.
+func (c *Controller) addLearners(m *Metadata) {
+	st := c.Status()
+	if !st.IsLeader || !st.Ready || st.Joint() {
+		return
+	}
+	var cc raftpb.ConfChangeV2
+	for _, id := range m.NodeIDs() {
+		u := uint64(id)
+		if !slices.Contains(st.Voters, u) && !slices.Contains(st.Learners, u) {
+			cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: new(u)})
+		}
+	}
+	if len(cc.Changes) > 0 {
+		c.logger.Info("adding nodes to the controller as learners", "changes", len(cc.Changes))
+		c.group.ProposeConfChange(&cc)
 	}
 }
 

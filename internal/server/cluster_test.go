@@ -319,3 +319,49 @@ func TestClusterHealsAndDrains(t *testing.T) {
 		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
 	}
 }
+
+// TestClusterNodeJoins starts a fourth node with the three seeds: it
+// registers, replicates the metadata, takes replicas of a new topic and
+// serves them.
+func TestClusterNodeJoins(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	joiner := servertest.JoinCluster(t, nodes, 4, nil)
+	waitReady(t, joiner)
+	all := append(nodes, joiner)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, all))
+	if _, err := adm.CreateTopic(ctx, 8, 3, nil, "joined"); err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx, "joined")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, p := range md.Topics["joined"].Partitions {
+		if slices.Contains(p.Replicas, 4) {
+			held++
+		}
+	}
+	if len(md.Brokers) != 4 || held == 0 {
+		t.Fatalf("brokers %v; node 4 holds %d partitions", md.Brokers, held)
+	}
+	// Through the new node only.
+	cl := clusterClient(t, []*servertest.Node{joiner})
+	for i := range 200 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "joined", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumer := clusterClient(t, []*servertest.Node{joiner}, kgo.ConsumeTopics("joined"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := 0
+	for got < 200 {
+		fs := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 200", got)
+		}
+		got += fs.NumRecords()
+	}
+}

@@ -79,3 +79,22 @@ func freeAddr(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// JoinCluster starts one more node that is not a seed: it joins the
+// cluster of the given nodes through their seeds.
+func JoinCluster(t testing.TB, cluster []*Node, id int32, edit func(c *config.Config)) *Node {
+	t.Helper()
+	cfg := cluster[0].Config
+	cfg.DataDir = t.TempDir()
+	cfg.KafkaAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.NodeID = id
+	cfg.RPCAddr = freeAddr(t)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n := &Node{t: t, Config: cfg}
+	n.start()
+	t.Cleanup(n.Stop)
+	return n
+}
