@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test ./internal/cli/consume -run '^$$' -fuzz FuzzTemplate -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzDecodeFrames -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzReadHello -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzApplyCommand -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:

@@ -34,6 +34,9 @@ var (
 	ErrClosed            = errors.New("cluster node closed")
 )
 
+// MaxPartitions bounds a topic's partition count.
+const MaxPartitions = 100_000
+
 // Node is a member of the cluster as registered with the controller.
 type Node struct {
 	ID        int32  `json:"id"`
@@ -243,7 +246,7 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 		n.Topics[t.Name] = &nt
 		return n, Result{}
 	case opAllocProducerIDs:
-		if cmd.Count <= 0 {
+		if cmd.Count <= 0 || cmd.Count > 1<<20 {
 			return m, Result{Err: fmt.Errorf("allocate %d producer ids", cmd.Count)}
 		}
 		n := m.clone()
@@ -275,7 +278,7 @@ func (m *Metadata) createTopic(cmd *Command) (*Metadata, Result) {
 	if _, ok := m.Topics[cmd.Topic]; ok {
 		return m, Result{Err: fmt.Errorf("%w: %q", ErrTopicExists, cmd.Topic)}
 	}
-	if cmd.Partitions <= 0 {
+	if cmd.Partitions <= 0 || cmd.Partitions > MaxPartitions {
 		return m, Result{Err: fmt.Errorf("%w: %d", ErrInvalidPartitions, cmd.Partitions)}
 	}
 	nodes := m.NodeIDs()
@@ -301,7 +304,7 @@ func (m *Metadata) createPartitions(cmd *Command) (*Metadata, Result) {
 		return m, Result{Err: fmt.Errorf("%w: %q", ErrUnknownTopic, cmd.Topic)}
 	}
 	have := len(t.Partitions)
-	if int(cmd.Partitions) <= have {
+	if int(cmd.Partitions) <= have || cmd.Partitions > MaxPartitions {
 		return m, Result{Err: fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, t.Name, have, cmd.Partitions)}
 	}
 	nodes := m.NodeIDs()
