@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -363,5 +364,142 @@ func TestClusterNodeJoins(t *testing.T) {
 			t.Fatalf("read %d of 200", got)
 		}
 		got += fs.NumRecords()
+	}
+}
+
+// TestClusterSarama runs IBM sarama (another client family) against a
+// three-node cluster: an idempotent acks=all producer keeps writing while
+// a partition leader stops, then a sarama consumer reads every record
+// back, once.
+func TestClusterSarama(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	addrs := func() []string {
+		var a []string
+		for _, n := range nodes {
+			if n.Running() {
+				a = append(a, n.Addr())
+			}
+		}
+		return a
+	}
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Producer.Retry.Max = 100
+	cfg.Producer.Retry.Backoff = 100 * time.Millisecond
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Metadata.Retry.Max = 100
+	cfg.Consumer.Return.Errors = true
+	admin, err := sarama.NewClusterAdmin(addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic("sarama", &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := leaderOf(ctx, t, kadm.NewClient(clusterClient(t, nodes)), "sarama", 0)
+
+	p, err := sarama.NewAsyncProducer(addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 3000
+	acked := make(chan struct{}, total)
+	errs := make(chan error, total)
+	go func() {
+		for {
+			select {
+			case _, ok := <-p.Successes():
+				if !ok {
+					return
+				}
+				acked <- struct{}{}
+			case e, ok := <-p.Errors():
+				if !ok {
+					return
+				}
+				errs <- e
+			}
+		}
+	}()
+	for i := range total {
+		if i == total/3 {
+			for range total / 3 { // a third acknowledged, then the leader goes
+				select {
+				case <-acked:
+				case err := <-errs:
+					t.Fatal(err)
+				}
+			}
+			nodes[leader-1].Stop()
+		}
+		p.Input() <- &sarama.ProducerMessage{Topic: "sarama", Value: sarama.StringEncoder(fmt.Sprintf("s%05d", i))}
+	}
+	for range total - total/3 {
+		select {
+		case <-acked:
+		case err := <-errs:
+			t.Fatalf("produce across the leader stop: %v", err)
+		case <-ctx.Done():
+			t.Fatal("producer stalled")
+		}
+	}
+	p.Close()
+
+	c, err := sarama.NewConsumer(addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seen := map[string]int{}
+	msgs := make(chan *sarama.ConsumerMessage)
+	cerrs := make(chan error, 3)
+	for part := range int32(3) {
+		pc, err := c.ConsumePartition("sarama", part, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			for {
+				select {
+				case m, ok := <-pc.Messages():
+					if !ok {
+						return
+					}
+					select {
+					case msgs <- m:
+					case <-ctx.Done():
+						return
+					}
+				case e, ok := <-pc.Errors():
+					if ok {
+						cerrs <- e
+					}
+					return
+				}
+			}
+		}()
+	}
+	for read := 0; read < total; read++ {
+		select {
+		case m := <-msgs:
+			seen[string(m.Value)]++
+		case err := <-cerrs:
+			t.Fatal(err)
+		case <-ctx.Done():
+			t.Fatalf("read stalled at %d records", read)
+		}
+	}
+	for i := range total {
+		if v := fmt.Sprintf("s%05d", i); seen[v] != 1 {
+			t.Fatalf("%s read %d times", v, seen[v])
+		}
 	}
 }
