@@ -224,6 +224,9 @@ func (b *Broker) rehostLocked(t *Topic, old *Partition, info *cluster.Partition,
 	if old.rg != nil {
 		old.rg.Remove()
 	}
+	if t.Name == OffsetsTopic {
+		b.coordinatorStatus(old, replication.Status{}) // unloads its coordinator
+	}
 	old.markDeleted()
 	old.log.Close()
 	os.RemoveAll(old.log.Dir())
