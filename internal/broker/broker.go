@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weir-dev/weir/internal/clock"
 	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/group"
@@ -52,6 +54,10 @@ type Config struct {
 	// Cluster, when set, makes the broker one node of a cluster: topics
 	// come from the controller and partitions are Raft groups.
 	Cluster *cluster.Controller
+	// LeaderRebalanceAfter is how long a leader that is not its
+	// partition's preferred replica keeps leading before it hands over
+	// (so leadership does not bounce while nodes come and go).
+	LeaderRebalanceAfter time.Duration
 }
 
 // Broker is a node's partition manager.
@@ -82,6 +88,14 @@ type Broker struct {
 		closed  *group.Manager   // answers NOT_COORDINATOR
 		wg      sync.WaitGroup   // loads in progress
 	}
+	txnCoords struct { // cluster: one per led __transaction_state partition
+		mu      sync.Mutex
+		byPart  map[int32]*TxnCoordinator
+		terms   map[int32]uint64 // the leadership term each was loaded for
+		loading map[int32]uint64
+	}
+	peersMu sync.Mutex
+	peers   *kgo.Client // cluster: writes transaction markers on other nodes
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -141,6 +155,9 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 	}
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = 30 * time.Second
+	}
+	if cfg.LeaderRebalanceAfter <= 0 {
+		cfg.LeaderRebalanceAfter = 30 * time.Second
 	}
 	if cfg.ProducerIDExpiration <= 0 {
 		cfg.ProducerIDExpiration = 24 * time.Hour
@@ -229,6 +246,10 @@ func (b *Broker) startCoordinators() error {
 	if err := b.startGroups(); err != nil {
 		return fmt.Errorf("load consumer groups: %w", err)
 	}
+	if b.clustered() {
+		b.txnCoords.byPart = map[int32]*TxnCoordinator{}
+		return nil // loaded per __transaction_state partition by its leader
+	}
 	b.txn = &TxnCoordinator{b: b, groups: b.groups, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
 	if err := b.txn.load(); err != nil {
 		return fmt.Errorf("load transactions: %w", err)
@@ -242,6 +263,11 @@ func (b *Broker) Transactions() *TxnCoordinator { return b.txn }
 // verifyTxnPartition checks a transactional produce against the
 // coordinator.
 func (b *Broker) verifyTxnPartition(pid int64, epoch int16, topic string, partition int32) error {
+	if b.clustered() {
+		// The coordinator may be on another node; as in Kafka before
+		// KIP-890, the leader does not ask it.
+		return nil
+	}
 	if b.txn == nil {
 		return fmt.Errorf("%w: no transaction coordinator", ErrInvalidTxnState)
 	}
@@ -389,8 +415,8 @@ func (b *Broker) maintain() {
 // producers and snapshots producer state. The broker runs it every
 // MaintenanceInterval; tests call it directly.
 func (b *Broker) RunMaintenance() {
-	if b.txn != nil {
-		b.txn.expire()
+	for _, c := range b.TxnCoordinators() {
+		c.expire()
 	}
 	for _, m := range b.GroupCoordinators() {
 		if m != nil {
@@ -476,6 +502,9 @@ func (b *Broker) closeAll() error {
 		}
 	}
 	b.coords.wg.Wait() // no group left to start another load
+	if b.peers != nil {
+		b.peers.Close()
+	}
 	b.syncer.Close()
 	b.decomp.Close()
 	return errors.Join(errs...)

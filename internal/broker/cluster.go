@@ -224,8 +224,11 @@ func (b *Broker) rehostLocked(t *Topic, old *Partition, info *cluster.Partition,
 	if old.rg != nil {
 		old.rg.Remove()
 	}
-	if t.Name == OffsetsTopic {
+	switch t.Name {
+	case OffsetsTopic:
 		b.coordinatorStatus(old, replication.Status{}) // unloads its coordinator
+	case TransactionTopic:
+		b.txnCoordinatorStatus(old, replication.Status{})
 	}
 	old.markDeleted()
 	old.log.Close()
@@ -291,6 +294,9 @@ func (s *partitionSM) Committed(uint64, int64) { s.p.notify() }
 func (s *partitionSM) StatusChanged(st replication.Status) {
 	p := s.p
 	old := p.status.Swap(&st)
+	if st.IsLeader && st.Ready && (old == nil || !old.Ready || old.Term != st.Term) {
+		p.leaderSince.Store(p.b.clock.Now().UnixNano())
+	}
 	if old == nil || old.IsLeader != st.IsLeader || old.Term != st.Term {
 		p.markStale()
 	}
@@ -302,8 +308,11 @@ func (s *partitionSM) StatusChanged(st replication.Status) {
 		slices.Sort(isr)
 		p.b.cfg.Cluster.ReportLeader(cluster.LeaderReport{Topic: p.topic.Name, Partition: p.index, Leader: p.b.cfg.NodeID, Epoch: int32(st.Term), ISR: isr})
 	}
-	if p.topic.Name == OffsetsTopic {
+	switch p.topic.Name {
+	case OffsetsTopic:
 		p.b.coordinatorStatus(p, st)
+	case TransactionTopic:
+		p.b.txnCoordinatorStatus(p, st)
 	}
 	p.notify()
 }
@@ -716,7 +725,8 @@ func (p *Partition) stepMove(m *cluster.Metadata) {
 	self := uint64(p.b.cfg.NodeID)
 	if info.Target == nil {
 		preferred := uint64(info.Replicas[0])
-		if n, ok := m.Nodes[info.Replicas[0]]; ok && preferred != self && n.Live() && !n.Draining &&
+		settled := p.b.clock.Now().Sub(time.Unix(0, p.leaderSince.Load())) >= p.b.cfg.LeaderRebalanceAfter
+		if n, ok := m.Nodes[info.Replicas[0]]; ok && settled && preferred != self && n.Live() && !n.Draining &&
 			slices.Contains(st.InSync, preferred) && slices.Contains(st.Voters, preferred) {
 			p.b.logger.Info("handing leadership back to the preferred replica", "partition", p.name(), "to", preferred)
 			p.rg.TransferLeadership(preferred)

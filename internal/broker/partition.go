@@ -50,6 +50,8 @@ type Partition struct {
 	stale  bool // p.mu: rebuild the producer state before the next produce
 	// moveWait: no replica-move step before then (moveLoop only).
 	moveWait time.Time
+	// leaderSince: when this replica last became a ready leader (Unix ns).
+	leaderSince atomic.Int64
 }
 
 // Index is the partition number.

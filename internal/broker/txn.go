@@ -110,7 +110,13 @@ func (c *TxnCoordinator) load() error {
 	if !ok {
 		return nil // created on first use
 	}
-	for _, p := range t.Partitions() {
+	return c.loadFrom(t.Partitions())
+}
+
+// loadFrom replays the given partitions of __transaction_state, then
+// finishes the transactions that were being committed or aborted.
+func (c *TxnCoordinator) loadFrom(parts []*Partition) error {
+	for _, p := range parts {
 		err := p.forEachRecord(func(h *record.Header, r *record.Record) error {
 			if h.Control() || r.Key == nil {
 				return nil
@@ -441,7 +447,17 @@ func (c *TxnCoordinator) AddPartitionImplicit(pid int64, epoch int16, topic stri
 // finishLocked writes the markers of a prepared transaction and records it
 // complete.
 func (c *TxnCoordinator) finishLocked(m *txnMeta, commit bool) error {
+	if c.b.clustered() {
+		// The partitions' leaders write the markers (and those of
+		// __consumer_offsets settle the staged offsets there).
+		if err := c.b.writeMarkers(m.partitions, m.pid, m.epoch, commit); err != nil {
+			return err
+		}
+	}
 	for p := range m.partitions {
+		if c.b.clustered() {
+			break
+		}
 		part, err := c.b.Partition(p.Topic, p.Partition)
 		if err != nil {
 			continue // the topic was deleted meanwhile

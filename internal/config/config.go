@@ -54,6 +54,9 @@ type Config struct {
 	// HealAfter: a node offline this long has its replicas re-created on
 	// other nodes.
 	HealAfter time.Duration
+	// LeaderRebalanceAfter: a leader that is not the preferred replica
+	// hands leadership back after leading this long.
+	LeaderRebalanceAfter time.Duration
 }
 
 // Clustered reports whether the node runs as part of a cluster.
@@ -78,12 +81,13 @@ func Default() Config {
 
 		GroupInitialRebalanceDelay: 3 * time.Second,
 
-		RPCAddr:           "127.0.0.1:9645",
-		ClusterName:       "weir",
-		ReplicationFactor: 3,
-		RaftTick:          100 * time.Millisecond,
-		HealAfter:         5 * time.Minute,
-		RPCDialMap:        map[string]string{},
+		RPCAddr:              "127.0.0.1:9645",
+		ClusterName:          "weir",
+		ReplicationFactor:    3,
+		RaftTick:             100 * time.Millisecond,
+		HealAfter:            5 * time.Minute,
+		LeaderRebalanceAfter: 30 * time.Second,
+		RPCDialMap:           map[string]string{},
 	}
 }
 
@@ -205,6 +209,7 @@ func Settings() []Setting {
 		str("cluster-name", "name every node of a cluster shares; nodes of another are refused", func(c *Config) *string { return &c.ClusterName }),
 		int32s("default-replication-factor", "replicas of topics created without a replication factor (at most the number of nodes)", func(c *Config) *int32 { return &c.ReplicationFactor }),
 		durations("heal-after", "in a cluster, how long a node may be offline before its replicas are re-created on other nodes", func(c *Config) *time.Duration { return &c.HealAfter }),
+		durations("leader-rebalance-after", "in a cluster, how long a leader that is not the preferred replica leads before handing leadership back", func(c *Config) *time.Duration { return &c.LeaderRebalanceAfter }),
 		durations("raft-tick", "Raft tick: heartbeats every tick, elections after 10 without a leader", func(c *Config) *time.Duration { return &c.RaftTick }),
 		{Key: "rpc-dial-map", Kind: "map", Usage: "testing: dial B to reach the node at rpc address A, as A=B[,A=B]",
 			get: func(c *Config) string { return formatMap(c.RPCDialMap) },
@@ -373,6 +378,9 @@ func (c *Config) Validate() error {
 		}
 		if c.HealAfter <= 0 {
 			bad("heal-after must be positive, got %s", c.HealAfter)
+		}
+		if c.LeaderRebalanceAfter <= 0 {
+			bad("leader-rebalance-after must be positive, got %s", c.LeaderRebalanceAfter)
 		}
 	}
 	switch c.LogLevel {

@@ -58,6 +58,7 @@ func newAPITable() *apiTable {
 	add(24, 0, 3, handleAddPartitionsToTxn)
 	add(25, 0, 3, handleAddOffsetsToTxn)
 	add(26, 0, 5, handleEndTxn)
+	add(27, 0, 1, handleWriteTxnMarkers)
 	add(28, 0, 5, handleTxnOffsetCommit)
 	add(32, 0, 4, handleDescribeConfigs)
 	add(33, 0, 2, handleAlterConfigs)
@@ -96,7 +97,14 @@ func (s *Server) apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
 	resp.SetVersion(version)
 	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "transaction.version", MinVersion: 0, MaxVersion: transactionVersion}}
 	resp.FinalizedFeaturesEpoch = 1
-	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: transactionVersion, MaxVersionLevel: transactionVersion}}
+	level := int16(transactionVersion)
+	if s.b != nil && s.b.Cluster() != nil {
+		// In a cluster the transaction coordinator may be on another node
+		// than a partition's leader; Produce's implicit adds (level 2)
+		// would need it, so clients keep the classic flow.
+		level = 0
+	}
+	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: level, MaxVersionLevel: level}}
 	for _, a := range s.apis.list {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
@@ -155,6 +163,8 @@ var errorCodes = []struct {
 	{broker.ErrConcurrentTxns, kerr.ConcurrentTransactions},
 	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 	{broker.ErrNotLeader, kerr.NotLeaderForPartition},
+	{broker.ErrNotCoordinator, kerr.NotCoordinator},
+	{broker.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 	{broker.ErrTimedOut, kerr.RequestTimedOut},
 }
 

@@ -149,6 +149,12 @@ func handleTxnOffsetCommit(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	return &pending{later: func(*connWriter) kmsg.Response {
 		txns := c.s.b.Transactions()
 		var err error
+		if txns == nil {
+			// A cluster: the transaction coordinator may be on another
+			// node, and the group's coordinator takes the offsets as
+			// Kafka's does, settled by the transaction's marker.
+			return c.s.b.GroupCoordinator(req.Group).CommitTxnOffsets(req, c.knownPartition)
+		}
 		if req.Version >= 5 {
 			// KIP-890 part 2: the commit adds the group to the transaction.
 			err = txns.AddOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)

@@ -111,7 +111,11 @@ func (c *conn) implicitTxnAdd(topic string, partition int32, records []byte) err
 	if _, err := c.s.b.Partition(topic, partition); err != nil {
 		return err
 	}
-	return c.s.b.Transactions().AddPartitionImplicit(h.ProducerID, h.ProducerEpoch, topic, partition)
+	txns := c.s.b.Transactions()
+	if txns == nil {
+		return nil // a cluster: transaction.version 2 is not offered there
+	}
+	return txns.AddPartitionImplicit(h.ProducerID, h.ProducerEpoch, topic, partition)
 }
 
 func produceOne(t *broker.Topic, partition int32, records []byte, res *broker.ProduceResult) error {

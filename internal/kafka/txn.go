@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,8 +29,6 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	node := c.s.b.NodeID()
 	check := func(key string) (int16, *string) {
 		switch {
-		case c.s.b.Cluster() != nil && req.CoordinatorType == coordinatorTxn:
-			return kerr.CoordinatorNotAvailable.Code, errorMessage(errors.New("the transaction coordinator is not replicated yet: not available in a cluster"))
 		case req.CoordinatorType != coordinatorGroup && req.CoordinatorType != coordinatorTxn:
 			return kerr.InvalidRequest.Code, errorMessage(errors.New("unknown coordinator type"))
 		case key == "" && req.CoordinatorType == coordinatorGroup:
@@ -44,7 +43,11 @@ func handleFindCoordinator(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		if code != 0 || c.s.b.Cluster() == nil {
 			return node, host, port, code, msg
 		}
-		id, err := c.s.b.GroupCoordinatorNode(key)
+		find := c.s.b.GroupCoordinatorNode
+		if req.CoordinatorType == coordinatorTxn {
+			find = c.s.b.TxnCoordinatorNode
+		}
+		id, err := find(key)
 		if err != nil {
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, errorMessage(err)
 		}
@@ -79,8 +82,13 @@ func initTxnProducerID(c *conn, req *kmsg.InitProducerIDRequest, resp *kmsg.Init
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return
 	}
-	pid, epoch, err := c.s.b.Transactions().InitProducerID(*req.TransactionalID,
-		time.Duration(req.TransactionTimeoutMillis)*time.Millisecond, req.ProducerID, req.ProducerEpoch)
+	txns, err := c.s.b.TxnCoordinatorFor(*req.TransactionalID)
+	var pid int64
+	var epoch int16
+	if err == nil {
+		pid, epoch, err = txns.InitProducerID(*req.TransactionalID,
+			time.Duration(req.TransactionTimeoutMillis)*time.Millisecond, req.ProducerID, req.ProducerEpoch)
+	}
 	resp.ErrorCode = txnErrorCode(err, req.Version, 4)
 	if err == nil {
 		resp.ProducerID, resp.ProducerEpoch = pid, epoch
@@ -107,7 +115,10 @@ func handleAddPartitionsToTxn(c *conn, h *requestHeader, r kmsg.Request) *pendin
 			parts = append(parts, broker.TopicPartition{Topic: t.Topic, Partition: p})
 		}
 	}
-	err := c.s.b.Transactions().AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, false)
+	txns, err := c.s.b.TxnCoordinatorFor(req.TransactionalID)
+	if err == nil {
+		err = txns.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, false)
+	}
 	code := txnErrorCode(err, h.version, 2)
 	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
 		code = kerr.UnknownTopicOrPartition.Code
@@ -135,7 +146,10 @@ func handleAddOffsetsToTxn(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	req := r.(*kmsg.AddOffsetsToTxnRequest)
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 	resp.SetVersion(h.version)
-	err := c.s.b.Transactions().AddOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+	txns, err := c.s.b.TxnCoordinatorFor(req.TransactionalID)
+	if err == nil {
+		err = txns.AddOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+	}
 	resp.ErrorCode = txnErrorCode(err, h.version, 2)
 	return respond(resp)
 }
@@ -148,7 +162,12 @@ func handleEndTxn(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	version := h.version
 	return &pending{later: func(*connWriter) kmsg.Response {
 		// v5+ (KIP-890 part 2) bumps the epoch at every end.
-		pid, epoch, err := c.s.b.Transactions().EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, version >= 5)
+		txns, err := c.s.b.TxnCoordinatorFor(req.TransactionalID)
+		var pid int64
+		var epoch int16
+		if err == nil {
+			pid, epoch, err = txns.EndTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, version >= 5)
+		}
 		resp.ErrorCode = txnErrorCode(err, version, 2)
 		resp.ProducerID, resp.ProducerEpoch = pid, epoch
 		return resp
@@ -159,11 +178,16 @@ func handleDescribeTransactions(c *conn, h *requestHeader, r kmsg.Request) *pend
 	req := r.(*kmsg.DescribeTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
 	resp.SetVersion(h.version)
-	found := c.s.b.Transactions().Describe(req.TransactionalIDs)
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
-		ti, ok := found[id]
+		txns, err := c.s.b.TxnCoordinatorFor(id)
+		if err != nil {
+			st.ErrorCode = errorCode(err)
+			resp.TransactionStates = append(resp.TransactionStates, st)
+			continue
+		}
+		ti, ok := txns.Describe([]string{id})[id]
 		if !ok {
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
 			resp.TransactionStates = append(resp.TransactionStates, st)
@@ -190,7 +214,12 @@ func handleListTransactions(c *conn, h *requestHeader, r kmsg.Request) *pending 
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
 	resp.SetVersion(h.version)
 	now := c.s.clock.Now()
-	for _, ti := range c.s.b.Transactions().List() {
+	var all []broker.TxnInfo
+	for _, txns := range c.s.b.TxnCoordinators() {
+		all = append(all, txns.List()...)
+	}
+	slices.SortFunc(all, func(a, b broker.TxnInfo) int { return strings.Compare(a.ID, b.ID) })
+	for _, ti := range all {
 		state := ti.State.String()
 		if len(req.StateFilters) > 0 && !slices.Contains(req.StateFilters, state) {
 			continue
@@ -235,4 +264,33 @@ func handleDescribeProducers(c *conn, h *requestHeader, r kmsg.Request) *pending
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return respond(resp)
+}
+
+// handleWriteTxnMarkers is the partition leader's side of a transaction's
+// end in a cluster: the coordinator (on any node) asks the leaders to
+// write the commit or abort markers.
+func handleWriteTxnMarkers(c *conn, h *requestHeader, r kmsg.Request) *pending {
+	req := r.(*kmsg.WriteTxnMarkersRequest)
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	resp.SetVersion(h.version)
+	// Markers are replicated and fsynced before the answer: off the reader.
+	return &pending{later: func(*connWriter) kmsg.Response {
+		for _, m := range req.Markers {
+			rm := kmsg.NewWriteTxnMarkersResponseMarker()
+			rm.ProducerID = m.ProducerID
+			for _, t := range m.Topics {
+				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+				rt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+					rp.Partition = p
+					rp.ErrorCode = errorCode(c.s.b.WriteMarkerAsLeader(t.Topic, p, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch))
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rm.Topics = append(rm.Topics, rt)
+			}
+			resp.Markers = append(resp.Markers, rm)
+		}
+		return resp
+	}}
 }

@@ -503,3 +503,173 @@ func TestClusterSarama(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTransactions commits and aborts transactions across
+// partitions led by different nodes, stops the transaction coordinator
+// between transactions, and reads with read_committed: exactly the
+// committed records.
+func TestClusterTransactions(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "txn"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	run := func(from int, commit bool) {
+		t.Helper()
+		cl := clusterClient(t, nodes, kgo.TransactionalID("tx-1"), kgo.DefaultProduceTopic("txn"),
+			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		defer cl.Close()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < from+30; i++ {
+			v := fmt.Sprintf("t%03d", i)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			if commit {
+				want = append(want, v)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction (commit %v): %v", commit, err)
+		}
+	}
+	run(0, true)
+	run(30, false)
+	// Stop the coordinator of tx-1; the next transaction goes to the new one.
+	var coord int32 = -1
+	adm.FindTxnCoordinators(ctx, "tx-1").Each(func(c kadm.FindCoordinatorResponse) {
+		if c.Err == nil {
+			coord = c.NodeID
+		}
+	})
+	if coord < 1 {
+		t.Fatal("no transaction coordinator for tx-1")
+	}
+	nodes[coord-1].Stop()
+	run(60, true)
+	run(90, false)
+	nodes[coord-1].Start()
+
+	consumer := clusterClient(t, nodes, kgo.ConsumeTopics("txn"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	got := map[string]bool{}
+	for len(got) < len(want) {
+		fs := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d committed records", len(got), len(want))
+		}
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
+	}
+	for v := range got {
+		if !slices.Contains(want, v) {
+			t.Fatalf("read %s, which was aborted", v)
+		}
+	}
+	// The aborted records of 30-59 lie before the committed 60-89 in every
+	// partition, so reading all committed ones went past them.
+}
+
+// TestClusterTransactionalOffsets runs franz-go's consume-transform-produce
+// session against a cluster: offsets committed inside transactions reach
+// the group (whose coordinator may be on another node than the
+// transaction's) when the transactions commit.
+func TestClusterTransactionalOffsets(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopics(ctx, 3, 3, nil, "in", "out"); err != nil {
+		t.Fatal(err)
+	}
+	producer := clusterClient(t, nodes, kgo.DefaultProduceTopic("in"))
+	written := map[int32]bool{} // partitions holding records
+	for i := range 60 {
+		r, err := producer.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[r.Partition] = true
+	}
+	var seeds []string
+	for _, n := range nodes {
+		seeds = append(seeds, n.Addr())
+	}
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seeds...), kgo.TransactionalID("etl-tx"), kgo.ConsumerGroup("etl"),
+		kgo.ConsumeTopics("in"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DefaultProduceTopic("out"), kgo.RequireStableFetchOffsets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	moved := 0
+	for moved < 60 {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("moved %d of 60", moved)
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			sess.Produce(ctx, &kgo.Record{Value: r.Value}, nil)
+			moved++
+		})
+		if committed, err := sess.End(ctx, kgo.TryCommit); err != nil || !committed {
+			t.Fatalf("end transaction: committed %v, %v", committed, err)
+		}
+	}
+	ends, err := adm.ListEndOffsets(ctx, "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.FetchOffsets(ctx, "etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		o, ok := offs.Lookup("in", e.Partition)
+		if written[e.Partition] && (!ok || o.At != e.Offset) {
+			t.Errorf("partition %d: group committed %v, end %d", e.Partition, o.At, e.Offset)
+		}
+	})
+}
+
+// TestClusterLeadersReturnToPreferred stops a partition's preferred leader
+// and starts it again: once it is back in sync, leadership returns to it.
+func TestClusterLeadersReturnToPreferred(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, func(_ int, c *config.Config) { c.LeaderRebalanceAfter = 500 * time.Millisecond })
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "pref"); err != nil {
+		t.Fatal(err)
+	}
+	var preferred int32
+	for preferred == 0 { // other nodes apply the new topic a moment later
+		md, err := adm.Metadata(ctx, "pref")
+		if err == nil && len(md.Topics["pref"].Partitions[0].Replicas) == 3 {
+			preferred = md.Topics["pref"].Partitions[0].Replicas[0]
+		} else if ctx.Err() != nil {
+			t.Fatalf("metadata of pref: %v", err)
+		} else {
+			time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+		}
+	}
+	nodes[preferred-1].Stop()
+	adm = kadm.NewClient(clusterClient(t, nodes))
+	for l := leaderOf(ctx, t, adm, "pref", 0); l == preferred; l = leaderOf(ctx, t, adm, "pref", 0) {
+		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+	}
+	nodes[preferred-1].Start()
+	for l := leaderOf(ctx, t, adm, "pref", 0); l != preferred; l = leaderOf(ctx, t, adm, "pref", 0) {
+		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+	}
+}

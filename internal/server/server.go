@@ -95,6 +95,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 		bcfg.Cluster = s.cluster
+		bcfg.LeaderRebalanceAfter = cfg.LeaderRebalanceAfter
 		bcfg.DefaultReplicationFactor = int16(cfg.ReplicationFactor)
 	}
 	b, err := broker.Open(bcfg, o.clock, o.logger)
