@@ -310,7 +310,7 @@ func ApplyYAML(c *Config, data []byte, name string) error {
 		var v string
 		if s.Kind == "map" {
 			if node.Kind != yaml.MappingNode {
-				return fmt.Errorf("config file %s line %d: %s must be a mapping of topic config names to values", name, node.Line, k)
+				return fmt.Errorf("config file %s line %d: %s must be a mapping of names to values", name, node.Line, k)
 			}
 			m := map[string]string{}
 			if err := node.Decode(&m); err != nil {
@@ -369,6 +369,9 @@ func (c *Config) Validate() error {
 			if err := checkAddr(s); err != nil {
 				bad("seeds: %q: %v", s, err)
 			}
+		}
+		if len(c.Seeds) > 5 {
+			bad("seeds: %d listed; the controller runs on at most 5 voters (other nodes join through them)", len(c.Seeds))
 		}
 		if c.ReplicationFactor < 1 {
 			bad("default-replication-factor must be at least 1, got %d", c.ReplicationFactor)

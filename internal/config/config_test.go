@@ -102,3 +102,28 @@ func FuzzApplyYAML(f *testing.F) {
 		c.Validate() // must not panic on anything the file could set
 	})
 }
+
+func TestClusterSettings(t *testing.T) {
+	c := Default()
+	if c.Clustered() {
+		t.Fatal("the defaults are a cluster")
+	}
+	if err := ApplyYAML(&c, []byte("seeds: 127.0.0.1:9645, 127.0.0.1:9646\nnode-id: 2\nheal-after: 1m\nrpc-dial-map: {'a:1': 'b:2'}\n"), "w.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Clustered() || len(c.Seeds) != 2 || c.Seeds[1] != "127.0.0.1:9646" || c.HealAfter != time.Minute || c.RPCDialMap["a:1"] != "b:2" {
+		t.Fatalf("parsed %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.NodeID = 0
+	c.Seeds = []string{"h:1", "h:2", "h:3", "h:4", "h:5", "h:6"}
+	c.HealAfter = 0
+	err := c.Validate()
+	for _, want := range []string{"node-id must be 1 or more", "at most 5 voters", "heal-after"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v does not mention %q", err, want)
+		}
+	}
+}
