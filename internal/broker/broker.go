@@ -81,21 +81,14 @@ type Broker struct {
 
 	txn    *TxnCoordinator
 	groups *group.Manager // single node: the one coordinator
-	coords struct {       // cluster: one per led __consumer_offsets partition
-		mu      sync.Mutex
-		byPart  map[int32]*coordinator
-		loading map[int32]uint64 // partition -> term being loaded
-		closed  *group.Manager   // answers NOT_COORDINATOR
-		wg      sync.WaitGroup   // loads in progress
-	}
-	txnCoords struct { // cluster: one per led __transaction_state partition
-		mu      sync.Mutex
-		byPart  map[int32]*TxnCoordinator
-		terms   map[int32]uint64 // the leadership term each was loaded for
-		loading map[int32]uint64
-	}
-	peersMu sync.Mutex
-	peers   *kgo.Client // cluster: writes transaction markers on other nodes
+	// Cluster: one coordinator per led __consumer_offsets and
+	// __transaction_state partition; closedGroups answers NOT_COORDINATOR.
+	groupCoords  ledStates[*group.Manager]
+	txnCoords    ledStates[*TxnCoordinator]
+	closedGroups *group.Manager
+	loads        sync.WaitGroup
+	peersMu      sync.Mutex
+	peers        *kgo.Client // cluster: writes transaction markers on other nodes
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -247,7 +240,6 @@ func (b *Broker) startCoordinators() error {
 		return fmt.Errorf("load consumer groups: %w", err)
 	}
 	if b.clustered() {
-		b.txnCoords.byPart = map[int32]*TxnCoordinator{}
 		return nil // loaded per __transaction_state partition by its leader
 	}
 	b.txn = &TxnCoordinator{b: b, groups: b.groups, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
@@ -501,7 +493,7 @@ func (b *Broker) closeAll() error {
 			}
 		}
 	}
-	b.coords.wg.Wait() // no group left to start another load
+	b.loads.Wait() // no group left to start another load
 	if b.peers != nil {
 		b.peers.Close()
 	}

@@ -154,26 +154,17 @@ func (b *Broker) reconcileLocked() {
 // newClusterPartition creates partition index of t; a local replica opens
 // its log and hosts the partition's Raft group.
 func (b *Broker) newClusterPartition(t *Topic, index int32, info *cluster.Partition, local bool) (*Partition, error) {
-	p := &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState), ongoing: make(map[int64]int64)}
+	p := b.newPartition(t, index)
 	p.info.Store(info)
 	if !local {
 		return p, nil
 	}
-	log, err := storage.Open(partitionDir(b.cfg.DataDir, t.Name, index), storage.Options{
-		Config:  t.settings.Load().log,
-		Clock:   b.clock,
-		Logger:  b.logger,
-		Syncer:  b.syncer,
-		Buffers: b.buffers,
-	})
-	if err != nil {
+	// The high watermark follows the Raft commit, not the log's own
+	// write-out and fsync: no hooks.
+	if err := p.openLog(nil, nil); err != nil {
 		return nil, err
 	}
-	p.log = log
-	if err := p.loadProducerState(); err != nil {
-		log.Close()
-		return nil, err
-	}
+	log := p.log
 	// The membership the partition's log starts from (used only when the
 	// replica has no Raft state yet). A replica added by a move replays
 	// the log's membership changes from there; it leaves itself out, so

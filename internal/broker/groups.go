@@ -108,9 +108,10 @@ func (b *Broker) newGroupManager() *group.Manager {
 // leads it (see coordinatorStatus).
 func (b *Broker) startGroups() error {
 	if b.clustered() {
-		b.coords.byPart = map[int32]*coordinator{}
-		b.coords.closed = b.newGroupManager()
-		b.coords.closed.Close()
+		b.closedGroups = b.newGroupManager()
+		b.closedGroups.Close()
+		b.groupCoords.wg, b.groupCoords.logger = &b.loads, b.logger.Error
+		b.txnCoords.wg, b.txnCoords.logger = &b.loads, b.logger.Error
 		return nil
 	}
 	b.groups = b.newGroupManager()
@@ -198,13 +199,10 @@ func (b *Broker) GroupCoordinator(name string) *group.Manager {
 	if !b.clustered() {
 		return b.groups
 	}
-	idx := b.offsetsPartitionOf(name)
-	b.coords.mu.Lock()
-	defer b.coords.mu.Unlock()
-	if c := b.coords.byPart[idx]; c != nil {
-		return c.m
+	if m, ok := b.groupCoords.get(b.offsetsPartitionOf(name)); ok {
+		return m
 	}
-	return b.coords.closed
+	return b.closedGroups
 }
 
 // GroupCoordinators lists every coordinator this node runs.
@@ -212,13 +210,7 @@ func (b *Broker) GroupCoordinators() []*group.Manager {
 	if !b.clustered() {
 		return []*group.Manager{b.groups}
 	}
-	b.coords.mu.Lock()
-	defer b.coords.mu.Unlock()
-	out := make([]*group.Manager, 0, len(b.coords.byPart))
-	for _, c := range b.coords.byPart {
-		out = append(out, c.m)
-	}
-	return out
+	return b.groupCoords.all()
 }
 
 // offsetsPartitionOf is the __consumer_offsets partition holding a
@@ -231,57 +223,19 @@ func (b *Broker) offsetsPartitionOf(name string) int32 {
 	return partitionIndex(name, n)
 }
 
-// coordinator is a group coordinator loaded for one term of leadership of
-// a __consumer_offsets partition.
-type coordinator struct {
-	m    *group.Manager
-	term uint64
-}
-
 // coordinatorStatus follows the leadership of a __consumer_offsets
-// partition: its coordinator is loaded (from the log, off the Raft
-// driver) once this node leads it and unloaded when it stops.
+// partition: its coordinator is loaded from the log once this node leads
+// it and closed when it stops.
 func (b *Broker) coordinatorStatus(p *Partition, st replication.Status) {
-	leading := st.IsLeader && st.Ready
-	b.coords.mu.Lock()
-	cur := b.coords.byPart[p.index]
-	if cur != nil && (!leading || cur.term != st.Term) {
-		delete(b.coords.byPart, p.index)
-		go cur.m.Close()
-		cur = nil
-	}
-	start := leading && cur == nil && b.coords.loading[p.index] != st.Term
-	if start {
-		if b.coords.loading == nil {
-			b.coords.loading = map[int32]uint64{}
-		}
-		b.coords.loading[p.index] = st.Term
-	}
-	b.coords.mu.Unlock()
-	if !start {
-		return
-	}
-	b.coords.wg.Add(1)
-	go func() {
-		defer b.coords.wg.Done()
+	b.groupCoords.follow(p, st, func() (*group.Manager, error) {
 		m := b.newGroupManager()
-		err := p.replayOffsets(m)
-		b.coords.mu.Lock()
-		defer b.coords.mu.Unlock()
-		if b.coords.loading[p.index] == st.Term {
-			delete(b.coords.loading, p.index)
-		}
-		now := p.rg.Status()
-		if err != nil || !now.IsLeader || now.Term != st.Term || b.coords.byPart[p.index] != nil {
-			if err != nil {
-				b.logger.Error("load group coordinator", "partition", p.name(), "err", err)
-			}
+		if err := p.replayOffsets(m); err != nil {
 			m.Close()
-			return
+			return nil, err
 		}
-		b.coords.byPart[p.index] = &coordinator{m: m, term: st.Term}
 		b.logger.Info("group coordinator loaded", "partition", p.name(), "term", st.Term)
-	}()
+		return m, nil
+	}, (*group.Manager).Close)
 }
 
 // ErrCoordinatorNotAvailable: the coordinator's partition has no leader

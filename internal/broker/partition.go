@@ -104,25 +104,39 @@ func partitionDir(dataDir, topic string, index int32) string {
 }
 
 func (b *Broker) openPartition(t *Topic, index int32) (*Partition, error) {
-	p := &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState), ongoing: make(map[int64]int64)}
-	log, err := storage.Open(partitionDir(b.cfg.DataDir, t.Name, index), storage.Options{
-		Config:    t.settings.Load().log,
+	p := b.newPartition(t, index)
+	if err := p.openLog(p.onWritten, p.onDurable); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (b *Broker) newPartition(t *Topic, index int32) *Partition {
+	return &Partition{topic: t, index: index, b: b, producers: make(map[int64]*producerState), ongoing: make(map[int64]int64)}
+}
+
+// openLog opens the partition's log (hooks may be nil) and restores the
+// producer state from it.
+func (p *Partition) openLog(onWritten, onDurable func(int64)) error {
+	b := p.b
+	log, err := storage.Open(partitionDir(b.cfg.DataDir, p.topic.Name, p.index), storage.Options{
+		Config:    p.topic.settings.Load().log,
 		Clock:     b.clock,
 		Logger:    b.logger,
 		Syncer:    b.syncer,
 		Buffers:   b.buffers,
-		OnWritten: p.onWritten,
-		OnDurable: p.onDurable,
+		OnWritten: onWritten,
+		OnDurable: onDurable,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.log = log
 	if err := p.loadProducerState(); err != nil {
 		log.Close()
-		return nil, err
+		return err
 	}
-	return p, nil
+	return nil
 }
 
 // onDurable runs after an fsync. On a single node a durable write is a

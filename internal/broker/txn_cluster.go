@@ -31,9 +31,7 @@ func (b *Broker) TxnCoordinatorFor(id string) (*TxnCoordinator, error) {
 		n = t.NumPartitions()
 	}
 	idx := partitionIndex(id, n)
-	b.txnCoords.mu.Lock()
-	defer b.txnCoords.mu.Unlock()
-	if c := b.txnCoords.byPart[idx]; c != nil {
+	if c, ok := b.txnCoords.get(idx); ok {
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: node %d does not lead %s-%d", ErrNotCoordinator, b.cfg.NodeID, TransactionTopic, idx)
@@ -47,13 +45,7 @@ func (b *Broker) TxnCoordinators() []*TxnCoordinator {
 		}
 		return []*TxnCoordinator{b.txn}
 	}
-	b.txnCoords.mu.Lock()
-	defer b.txnCoords.mu.Unlock()
-	out := make([]*TxnCoordinator, 0, len(b.txnCoords.byPart))
-	for _, c := range b.txnCoords.byPart {
-		out = append(out, c)
-	}
-	return out
+	return b.txnCoords.all()
 }
 
 // TxnCoordinatorNode is the node coordinating transactional id: the leader
@@ -73,46 +65,16 @@ func (b *Broker) TxnCoordinatorNode(id string) (int32, error) {
 // txnCoordinatorStatus loads a __transaction_state partition's coordinator
 // when this node starts leading it and drops it when it stops.
 func (b *Broker) txnCoordinatorStatus(p *Partition, st replication.Status) {
-	leading := st.IsLeader && st.Ready
-	b.txnCoords.mu.Lock()
-	if b.txnCoords.terms == nil {
-		b.txnCoords.terms, b.txnCoords.loading = map[int32]uint64{}, map[int32]uint64{}
-	}
-	if c := b.txnCoords.byPart[p.index]; c != nil && (!leading || b.txnCoords.terms[p.index] != st.Term) {
-		delete(b.txnCoords.byPart, p.index)
-		delete(b.txnCoords.terms, p.index)
-	}
-	start := leading && b.txnCoords.byPart[p.index] == nil && b.txnCoords.loading[p.index] != st.Term
-	if start {
-		b.txnCoords.loading[p.index] = st.Term
-	}
-	b.txnCoords.mu.Unlock()
-	if !start {
-		return
-	}
-	b.coords.wg.Add(1)
-	go func() {
-		defer b.coords.wg.Done()
+	b.txnCoords.follow(p, st, func() (*TxnCoordinator, error) {
 		c := &TxnCoordinator{b: b, txns: map[string]*txnMeta{}, byPID: map[int64]*txnMeta{}}
 		c.mu.Lock()
-		err := c.loadFrom([]*Partition{p})
-		c.mu.Unlock()
-		b.txnCoords.mu.Lock()
-		defer b.txnCoords.mu.Unlock()
-		if b.txnCoords.loading[p.index] == st.Term {
-			delete(b.txnCoords.loading, p.index)
+		defer c.mu.Unlock()
+		if err := c.loadFrom([]*Partition{p}); err != nil {
+			return nil, err
 		}
-		now := p.rg.Status()
-		if err != nil || !now.IsLeader || now.Term != st.Term || b.txnCoords.byPart[p.index] != nil {
-			if err != nil {
-				b.logger.Error("load transaction coordinator", "partition", p.name(), "err", err)
-			}
-			return
-		}
-		b.txnCoords.byPart[p.index] = c
-		b.txnCoords.terms[p.index] = st.Term
 		b.logger.Info("transaction coordinator loaded", "partition", p.name(), "term", st.Term)
-	}()
+		return c, nil
+	}, nil)
 }
 
 // peerClient is a Kafka client to the cluster's nodes, for the requests
@@ -214,14 +176,12 @@ func (b *Broker) WriteMarkerAsLeader(topic string, partition int32, pid int64, e
 	if topic != OffsetsTopic || !b.clustered() {
 		return nil
 	}
-	b.coords.mu.Lock()
-	c := b.coords.byPart[partition]
-	b.coords.mu.Unlock()
-	if c == nil {
+	m, ok := b.groupCoords.get(partition)
+	if !ok {
 		return nil // replayed from the marker when the coordinator loads
 	}
-	for _, g := range c.m.PendingTxnGroups(pid) {
-		if err := c.m.CompleteTxn(g, pid, commit); err != nil {
+	for _, g := range m.PendingTxnGroups(pid) {
+		if err := m.CompleteTxn(g, pid, commit); err != nil {
 			return err
 		}
 	}
