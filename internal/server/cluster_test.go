@@ -336,9 +336,17 @@ func TestClusterNodeJoins(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 8, 3, nil, "joined"); err != nil {
 		t.Fatal(err)
 	}
-	md, err := adm.Metadata(ctx, "joined")
-	if err != nil {
-		t.Fatal(err)
+	var md kadm.Metadata
+	for { // the other nodes apply the new topic a moment later
+		var err error
+		md, err = adm.Metadata(ctx, "joined")
+		if err == nil && len(md.Topics["joined"].Partitions) == 8 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("metadata of joined: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
 	}
 	held := 0
 	for _, p := range md.Topics["joined"].Partitions {
