@@ -162,11 +162,15 @@ func TestChaos(t *testing.T) {
 		f.outage = Unavailability(h.Acks, f.injected, until, cfg.Partitions)
 	}
 	results := []Result{
+		// Transactional records are not acknowledged writes in the
+		// sense of no-lost-acks (an aborted one must not be read
+		// back); CheckTransactions judges them.
 		CheckNoLostAcks(h.Acks, h.Final),
-		CheckOneValuePerOffset(h.Acks, h.Consumed, h.Final),
+		CheckOneValuePerOffset(slices.Concat(h.Acks, TxnAcks(h.Txns)), h.Consumed, h.Final),
 		CheckNoDuplicates(h.Final),
-		CheckNoPhantoms(h.Attempts, h.Consumed, h.Final),
-		CheckProducerOrder(h.Acks, h.Final),
+		CheckNoPhantoms(h.Attempts, h.Txns, h.Consumed, h.Final),
+		CheckProducerOrder(h.Acks, h.Txns, h.Final),
+		CheckTransactions(h.Txns, h.Consumed, h.Final),
 		CheckCommitsMonotonic(h.Commits),
 		CheckWatermarksMonotonic(h.Watermarks),
 		CheckMetaLinearizable(h.MetaOps, 2*time.Minute, filepath.Join(runDir, "linearizability")),
@@ -265,6 +269,7 @@ func summary(seed uint64, nodes int, ran, interval time.Duration, h History, fau
 		seed, nodes, ran.Round(time.Second), interval)
 	fmt.Fprintf(&b, "records: %d attempted, %d acknowledged, %d failed; %d consumed by the group; %d in the final read\n",
 		len(h.Attempts), len(h.Acks), h.Failed, len(h.Consumed), len(h.Final))
+	b.WriteString(txnSummary(h.Txns))
 	if readErr != nil {
 		fmt.Fprintf(&b, "final read: %v\n", readErr)
 	}
@@ -338,6 +343,20 @@ func summary(seed uint64, nodes int, ran, interval time.Duration, h History, fau
 		for _, c := range cs[:min(len(cs), 10)] {
 			fmt.Fprintf(&b, "  %6d  %s\n", c.n, c.msg)
 		}
+		// The transactional producer's errors are few beside the
+		// others, but say what its transactions went through.
+		var txnErrs []count
+		for _, c := range cs[min(len(cs), 10):] {
+			if strings.HasPrefix(c.msg, "txn ") {
+				txnErrs = append(txnErrs, c)
+			}
+		}
+		if len(txnErrs) > 0 {
+			b.WriteString("transactional producer errors (most frequent, beyond those above):\n")
+			for _, c := range txnErrs[:min(len(txnErrs), 5)] {
+				fmt.Fprintf(&b, "  %6d  %s\n", c.n, c.msg)
+			}
+		}
 	}
 	for _, c := range crashes {
 		fmt.Fprintf(&b, "CRASH: %s\n", c)
@@ -347,6 +366,44 @@ func summary(seed uint64, nodes int, ran, interval time.Duration, h History, fau
 		fmt.Fprintf(&b, "  %s\n", r)
 	}
 	return b.String()
+}
+
+// txnSummary is the summary's line about the transactional producer.
+func txnSummary(txns []Txn) string {
+	var committed, aborted, chosen, afterFailure, unconfirmed, unknown, records, acked int
+	var took []time.Duration
+	for _, t := range txns {
+		if !t.Began.IsZero() && !t.Ended.IsZero() {
+			took = append(took, t.Ended.Sub(t.Began))
+		}
+		switch t.Outcome {
+		case TxnCommitted:
+			committed++
+		case TxnAborted:
+			aborted++
+			switch {
+			case t.ProduceFailed:
+				afterFailure++
+			case t.ChoseAbort:
+				chosen++
+			}
+			if t.EndErr != "" {
+				unconfirmed++
+			}
+		case TxnUnknown:
+			unknown++
+		}
+		for _, x := range t.Records {
+			records++
+			if x.Offset >= 0 {
+				acked++
+			}
+		}
+	}
+	return fmt.Sprintf("transactions: %d (%d committed, %d aborted [%d chosen, %d after a failed produce, %d whose abort returned an error], "+
+		"%d unknown); %d transactional records, %d acknowledged; duration p50 %v, max %v\n",
+		len(txns), committed, aborted, chosen, afterFailure, unconfirmed, unknown, records, acked,
+		Percentile(took, 0.5).Round(time.Millisecond), Percentile(took, 1).Round(time.Millisecond))
 }
 
 // buildWeir builds ./cmd/weir into a temporary directory.

@@ -152,12 +152,20 @@ func CheckNoDuplicates(final []Read) Result {
 }
 
 // CheckNoPhantoms checks that every value read was written by a producer,
-// to the partition it was read from.
-func CheckNoPhantoms(attempts []Attempt, reads ...[]Read) Result {
+// to the partition it was read from: by one of the plain producers
+// (attempts) or in one of the transactional producer's transactions (txns),
+// whatever became of the transaction (CheckTransactions judges whether it
+// should be visible).
+func CheckNoPhantoms(attempts []Attempt, txns []Txn, reads ...[]Read) Result {
 	r := Result{Name: "no-phantom-values"}
 	sentTo := make(map[string]int32, len(attempts))
 	for _, a := range attempts {
 		sentTo[a.Value] = a.Partition
+	}
+	for _, t := range txns {
+		for _, x := range t.Records {
+			sentTo[x.Value] = x.Partition
+		}
 	}
 	for _, rs := range reads {
 		for _, x := range rs {
@@ -176,12 +184,19 @@ func CheckNoPhantoms(attempts []Attempt, reads ...[]Read) Result {
 
 // CheckProducerOrder checks that, within each partition, each producer's
 // values sit at offsets in the order the producer wrote them: offsets
-// increase with the sequence number. It uses the acknowledgements and the
-// final read together.
-func CheckProducerOrder(acks []Ack, final []Read) Result {
+// increase with the sequence number. The transactional producer counts as
+// one more producer, whose values are ordered by transaction, then by record
+// within it: it runs one transaction at a time, and every record of a
+// transaction it got as far as acknowledged before it ended. It uses the
+// acknowledgements (txns' included) and the final read together.
+func CheckProducerOrder(acks []Ack, txns []Txn, final []Read) Result {
 	r := Result{Name: "producer-order"}
-	value := make(map[offsetKey]string, len(final)+len(acks))
+	txnAcks := TxnAcks(txns)
+	value := make(map[offsetKey]string, len(final)+len(acks)+len(txnAcks))
 	for _, a := range acks {
+		value[offsetKey{a.Partition, a.Offset}] = a.Value
+	}
+	for _, a := range txnAcks {
 		value[offsetKey{a.Partition, a.Offset}] = a.Value
 	}
 	for _, f := range final {
@@ -190,22 +205,26 @@ func CheckProducerOrder(acks []Ack, final []Read) Result {
 			value[k] = f.Value
 		}
 	}
+	const transactional = -1 // the transactional producer's stream
 	type stream struct {
 		partition int32
 		producer  int
 	}
 	type entry struct {
-		offset int64
-		seq    int64
+		offset   int64
+		seq, sub int64 // (sequence number, 0) or (transaction, record)
+		value    string
 	}
 	streams := make(map[stream][]entry)
 	for k, v := range value {
-		p, seq, ok := ParseProducerValue(v)
-		if !ok {
-			continue // not ours; CheckNoPhantoms reports it
+		if p, seq, ok := ParseProducerValue(v); ok {
+			s := stream{k.partition, p}
+			streams[s] = append(streams[s], entry{k.offset, seq, 0, v})
+		} else if txn, i, ok := ParseTxnValue(v); ok {
+			s := stream{k.partition, transactional}
+			streams[s] = append(streams[s], entry{k.offset, txn, int64(i), v})
 		}
-		s := stream{k.partition, p}
-		streams[s] = append(streams[s], entry{k.offset, seq})
+		// Otherwise not ours; CheckNoPhantoms reports it.
 	}
 	keys := make([]stream, 0, len(streams))
 	for s := range streams {
@@ -219,12 +238,124 @@ func CheckProducerOrder(acks []Ack, final []Read) Result {
 		slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.offset, b.offset) })
 		r.Checked += len(es)
 		for i := 1; i < len(es); i++ {
-			if es[i].seq <= es[i-1].seq {
+			if cmp.Or(cmp.Compare(es[i].seq, es[i-1].seq), cmp.Compare(es[i].sub, es[i-1].sub)) <= 0 {
 				r.violate("partition %d: %s at offset %d comes after %s at offset %d",
-					s.partition, ProducerValue(s.producer, es[i].seq), es[i].offset,
-					ProducerValue(s.producer, es[i-1].seq), es[i-1].offset)
+					s.partition, es[i].value, es[i].offset, es[i-1].value, es[i-1].offset)
 			}
 		}
+	}
+	return r
+}
+
+// CheckTransactions checks the transactional producer's transactions against
+// what read_committed readers saw: the consumer group's reads (consumed) and
+// the final read.
+//
+//   - No record of an aborted transaction is visible, to either.
+//   - Every record of a committed transaction is in the final read.
+//   - A transaction whose commit had an unknown outcome is all or nothing:
+//     if any of its records was visible to either, all of them are in the
+//     final read.
+//
+// A transaction counts as one violation however many of its records are
+// wrong. Records missing only because the final read of their partition
+// stopped short are counted apart in Note, as in CheckNoLostAcks.
+func CheckTransactions(txns []Txn, consumed, final []Read) Result {
+	r := Result{Name: "transactions"}
+	type where struct{ consumed, final []offsetKey }
+	seen := make(map[string]*where)
+	at := func(v string) *where {
+		w, ok := seen[v]
+		if !ok {
+			w = &where{}
+			seen[v] = w
+		}
+		return w
+	}
+	readTo := make(map[int32]int64)
+	for _, x := range consumed {
+		if _, _, ok := ParseTxnValue(x.Value); ok {
+			w := at(x.Value)
+			if k := (offsetKey{x.Partition, x.Offset}); !slices.Contains(w.consumed, k) {
+				w.consumed = append(w.consumed, k)
+			}
+		}
+	}
+	for _, x := range final {
+		readTo[x.Partition] = max(readTo[x.Partition], x.Offset+1)
+		if _, _, ok := ParseTxnValue(x.Value); ok {
+			w := at(x.Value)
+			if k := (offsetKey{x.Partition, x.Offset}); !slices.Contains(w.final, k) {
+				w.final = append(w.final, k)
+			}
+		}
+	}
+	visible := func(v string) string { // how v was seen, or ""
+		w := seen[v]
+		if w == nil {
+			return ""
+		}
+		var parts []string
+		if len(w.final) > 0 {
+			parts = append(parts, fmt.Sprintf("in the final read at %v", w.final))
+		}
+		if len(w.consumed) > 0 {
+			parts = append(parts, fmt.Sprintf("consumed at %v", w.consumed))
+		}
+		return strings.Join(parts, " and ")
+	}
+	beyond := 0
+	for _, t := range txns {
+		r.Checked++
+		var shown, missing []string
+		short := false // some record is missing only past where its partition's final read stopped
+		for _, x := range t.Records {
+			if how := visible(x.Value); how != "" {
+				shown = append(shown, x.Value+" "+how)
+			}
+			if w := seen[x.Value]; w == nil || len(w.final) == 0 {
+				desc := fmt.Sprintf("%s (to partition %d", x.Value, x.Partition)
+				if x.Offset >= 0 {
+					desc += fmt.Sprintf(", acked at %d", x.Offset)
+					if x.Offset >= readTo[x.Partition] {
+						short = true
+						desc += fmt.Sprintf(", past the final read's end at %d", readTo[x.Partition])
+					}
+				}
+				missing = append(missing, desc+")")
+			}
+		}
+		name := fmt.Sprintf("transaction %d (%s", t.ID, t.Outcome)
+		if t.EndErr != "" {
+			name += ": " + t.EndErr
+		}
+		name += ")"
+		switch t.Outcome {
+		case TxnAborted:
+			if len(shown) > 0 {
+				r.violate("%s: %d of %d records visible to read_committed: %s",
+					name, len(shown), len(t.Records), strings.Join(shown, ", "))
+			}
+		case TxnCommitted:
+			if len(missing) > 0 {
+				if short {
+					beyond++
+				}
+				r.violate("%s: %d of %d records missing from the final read: %s",
+					name, len(missing), len(t.Records), strings.Join(missing, ", "))
+			}
+		default:
+			if len(shown) > 0 && len(missing) > 0 {
+				if short {
+					beyond++
+				}
+				r.violate("%s is partial: visible: %s; missing from the final read: %s",
+					name, strings.Join(shown, ", "), strings.Join(missing, ", "))
+			}
+		}
+	}
+	if beyond > 0 {
+		r.Note = fmt.Sprintf("%d of the violations involve records past where the final read of their partition stopped", beyond)
 	}
 	return r
 }

@@ -75,11 +75,23 @@ func TestCheckNoDuplicates(t *testing.T) {
 
 func TestCheckNoPhantoms(t *testing.T) {
 	attempts := []Attempt{{Value: "p0-0", Partition: 0}, {Value: "p0-1", Partition: 1}}
-	expect(t, CheckNoPhantoms(attempts, []Read{rd(0, 0, "p0-0")}, []Read{rd(1, 5, "p0-1")}), 0, "")
+	txns := []Txn{
+		txn(0, TxnCommitted, trec("t0-0", 2, 0), trec("t0-1", 3, 0)),
+		txn(1, TxnAborted, trec("t1-0", 2, 1)),
+	}
+	expect(t, CheckNoPhantoms(attempts, txns, []Read{rd(0, 0, "p0-0"), rd(2, 0, "t0-0")},
+		[]Read{rd(1, 5, "p0-1"), rd(3, 0, "t0-1"), rd(2, 1, "t1-0")}), 0, "")
 
-	r := CheckNoPhantoms(attempts, []Read{rd(0, 0, "garbage"), rd(0, 1, "p0-1")})
+	r := CheckNoPhantoms(attempts, txns, []Read{rd(0, 0, "garbage"), rd(0, 1, "p0-1")})
 	expect(t, r, 2, "holds")
 	if !strings.Contains(r.Examples[0], "no producer") || !strings.Contains(r.Examples[1], "partition 1") {
+		t.Fatalf("unexpected descriptions:\n%s", r)
+	}
+	// A transactional-looking value no transaction wrote is a phantom,
+	// and so is one read from the wrong partition.
+	r = CheckNoPhantoms(attempts, txns, []Read{rd(2, 5, "t7-0"), rd(4, 0, "t0-1")})
+	expect(t, r, 2, "holds")
+	if !strings.Contains(r.Examples[0], "no producer") || !strings.Contains(r.Examples[1], "partition 3") {
 		t.Fatalf("unexpected descriptions:\n%s", r)
 	}
 }
@@ -89,17 +101,153 @@ func TestCheckProducerOrder(t *testing.T) {
 	// and the final read agree.
 	acks := []Ack{ack(0, 0, "p0-0"), ack(0, 2, "p0-12")}
 	final := []Read{rd(0, 0, "p0-0"), rd(0, 1, "p1-0"), rd(0, 2, "p0-12"), rd(0, 3, "p1-12"), rd(1, 0, "p0-1")}
-	expect(t, CheckProducerOrder(acks, final), 0, "")
+	expect(t, CheckProducerOrder(acks, nil, final), 0, "")
 
 	// p1-24 landed before p1-12 in partition 0.
 	final = []Read{rd(0, 0, "p1-24"), rd(0, 1, "p1-12"), rd(0, 2, "p0-0")}
-	r := CheckProducerOrder(nil, final)
+	r := CheckProducerOrder(nil, nil, final)
 	expect(t, r, 1, "p1-12 at offset 1 comes after p1-24 at offset 0")
 
 	// An ack alone can reveal reordering the final read lacks (the value
 	// at offset 5 was lost, which another check reports).
-	r = CheckProducerOrder([]Ack{ack(3, 5, "p2-7")}, []Read{rd(3, 4, "p2-9")})
+	r = CheckProducerOrder([]Ack{ack(3, 5, "p2-7")}, nil, []Read{rd(3, 4, "p2-9")})
 	expect(t, r, 1, "partition 3")
+
+	// The transactional producer is one more stream, ordered by
+	// transaction and then record, interleaved with the others; its
+	// aborted records count by their acknowledgements.
+	txns := []Txn{
+		txn(3, TxnCommitted, trec("t3-0", 0, 1), trec("t3-1", 1, 0), trec("t3-2", 0, 2)),
+		txn(4, TxnAborted, trec("t4-0", 0, 4)),
+		txn(5, TxnCommitted, trec("t5-0", 0, 6)),
+	}
+	final = []Read{rd(0, 0, "p0-0"), rd(0, 1, "t3-0"), rd(0, 2, "t3-2"), rd(0, 3, "p0-12"), rd(0, 6, "t5-0"),
+		rd(1, 0, "t3-1")}
+	expect(t, CheckProducerOrder(nil, txns, final), 0, "")
+
+	// Within a transaction, and across transactions.
+	txns = []Txn{
+		txn(3, TxnCommitted, trec("t3-0", 0, 2), trec("t3-1", 0, 1)),
+		txn(4, TxnAborted, trec("t4-0", 0, 0)),
+	}
+	r = CheckProducerOrder(nil, txns, nil)
+	expect(t, r, 2, "partition 0: t3-")
+	if !strings.Contains(r.Examples[0], "t3-1 at offset 1 comes after t4-0 at offset 0") {
+		t.Fatalf("unexpected descriptions:\n%s", r)
+	}
+}
+
+func trec(v string, p int32, o int64) TxnRecord { return TxnRecord{Value: v, Partition: p, Offset: o} }
+
+func txn(id int64, outcome TxnOutcome, recs ...TxnRecord) Txn {
+	return Txn{ID: id, Outcome: outcome, Records: recs}
+}
+
+func TestCheckTransactions(t *testing.T) {
+	txns := []Txn{
+		txn(0, TxnCommitted, trec("t0-0", 0, 0), trec("t0-1", 1, 0), trec("t0-2", 0, 1)),
+		txn(1, TxnAborted, trec("t1-0", 0, 3), trec("t1-1", 2, 0)),
+		// An abort after a failed produce: one record never acked.
+		{ID: 2, Outcome: TxnAborted, ProduceFailed: true,
+			Records: []TxnRecord{trec("t2-0", 1, 2), {Value: "t2-1", Partition: 1, Offset: -1, Err: "timeout"}}},
+		txn(3, TxnUnknown, trec("t3-0", 0, 5), trec("t3-1", 2, 2)), // took effect
+		txn(4, TxnUnknown, trec("t4-0", 0, 8), trec("t4-1", 2, 4)), // did not
+	}
+	consumed := []Read{rd(0, 0, "t0-0"), rd(0, 0, "t0-0"), rd(0, 5, "t3-0")}
+	final := []Read{
+		rd(0, 0, "t0-0"), rd(0, 1, "t0-2"), rd(0, 5, "t3-0"), rd(0, 10, "p0-0"),
+		rd(1, 0, "t0-1"), rd(1, 4, "p1-0"),
+		rd(2, 2, "t3-1"), rd(2, 6, "p2-0"),
+	}
+	r := CheckTransactions(txns, consumed, final)
+	expect(t, r, 0, "")
+	if r.Checked != len(txns) {
+		t.Fatalf("checked %d, want %d", r.Checked, len(txns))
+	}
+
+	cases := []struct {
+		name     string
+		consumed []Read
+		final    []Read
+		want     []string // one violation each, in transaction order
+		note     string
+	}{
+		{"aborted record in the final read",
+			consumed, append(final[:len(final):len(final)], rd(2, 0, "t1-1")),
+			[]string{"transaction 1 (aborted): 1 of 2 records visible to read_committed: t1-1 in the final read at [2@0]"}, ""},
+		{"aborted record consumed by the group",
+			append(consumed[:len(consumed):len(consumed)], rd(1, 2, "t2-0")), final,
+			[]string{"transaction 2 (aborted): 1 of 2 records visible to read_committed: t2-0 consumed at [1@2]"}, ""},
+		{"committed record missing",
+			consumed, without(final, "t0-2"),
+			[]string{"transaction 0 (committed): 1 of 3 records missing from the final read: t0-2 (to partition 0, acked at 1)"}, ""},
+		{"unknown transaction partially visible",
+			consumed, append(without(final, "t3-1"), rd(2, 4, "t4-1")),
+			[]string{"transaction 3 (unknown) is partial", "transaction 4 (unknown) is partial: visible: t4-1 in the final read at [2@4]; missing from the final read: t4-0 (to partition 0, acked at 8)"}, ""},
+		{"unknown transaction seen by the group only",
+			consumed, without(final, "t3-0"),
+			[]string{"transaction 3 (unknown) is partial: visible: t3-0 consumed at [0@5], t3-1 in the final read at [2@2]; missing from the final read: t3-0 (to partition 0, acked at 5)"}, ""},
+		{"final read stopped short",
+			nil, []Read{rd(0, 0, "t0-0"), rd(1, 0, "t0-1"), rd(2, 2, "t3-1"), rd(0, 5, "t3-0")},
+			[]string{"t0-2 (to partition 0, acked at 1)"}, ""},
+		{"final read stopped short before the commit's records",
+			nil, []Read{rd(1, 0, "t0-1")},
+			[]string{"t0-0 (to partition 0, acked at 0, past the final read's end at 0)"}, "1 of the violations"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := CheckTransactions(txns, tc.consumed, tc.final)
+			if r.Violations != len(tc.want) {
+				t.Fatalf("%d violations, want %d\n%s", r.Violations, len(tc.want), r)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(r.Examples[i], w) {
+					t.Fatalf("violation %q does not mention %q", r.Examples[i], w)
+				}
+			}
+			if !strings.Contains(r.Note, tc.note) || (tc.note == "") != (r.Note == "") {
+				t.Fatalf("note %q, want %q", r.Note, tc.note)
+			}
+		})
+	}
+}
+
+// without returns the reads minus those holding value v.
+func without(reads []Read, v string) []Read {
+	var out []Read
+	for _, x := range reads {
+		if x.Value != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func TestTxnValues(t *testing.T) {
+	if v := TxnValue(12, 3); v != "t12-3" {
+		t.Fatalf("TxnValue = %q", v)
+	}
+	if n, i, ok := ParseTxnValue("t12-3"); !ok || n != 12 || i != 3 {
+		t.Fatalf("parse: %d %d %v", n, i, ok)
+	}
+	for _, bad := range []string{"", "t", "t3", "p3-4", "t-4", "t3-", "t3-x", "t-1-2", "t1--2"} {
+		if _, _, ok := ParseTxnValue(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if _, _, ok := ParseProducerValue(TxnValue(1, 2)); ok {
+		t.Error("a transactional value parses as a producer value")
+	}
+	if _, _, ok := ParseTxnValue(ProducerValue(1, 2)); ok {
+		t.Error("a producer value parses as a transactional value")
+	}
+	acks := TxnAcks([]Txn{
+		txn(0, TxnAborted, trec("t0-0", 1, 7), TxnRecord{Value: "t0-1", Partition: 2, Offset: -1}),
+		txn(1, TxnCommitted, trec("t1-0", 3, 0)),
+	})
+	if len(acks) != 2 || acks[0] != (Ack{Partition: 1, Offset: 7, Value: "t0-0"}) || acks[1].Value != "t1-0" {
+		t.Fatalf("TxnAcks = %+v", acks)
+	}
 }
 
 func TestCheckCommitsMonotonic(t *testing.T) {
@@ -289,5 +437,19 @@ func TestResultString(t *testing.T) {
 	s := r.String()
 	if !strings.Contains(s, "FAIL: 25 violations") || !strings.Contains(s, "and 5 more") || len(r.Examples) != maxExamples {
 		t.Fatalf("failing result: %q", s)
+	}
+}
+
+func TestTxnSummary(t *testing.T) {
+	s := txnSummary([]Txn{
+		txn(0, TxnCommitted, trec("t0-0", 0, 0)),
+		{ID: 1, Outcome: TxnAborted, ChoseAbort: true, Records: []TxnRecord{trec("t1-0", 0, 1)}},
+		{ID: 2, Outcome: TxnAborted, ProduceFailed: true, EndErr: "x", Records: []TxnRecord{{Value: "t2-0", Offset: -1}}},
+		txn(3, TxnUnknown, trec("t3-0", 0, 3)),
+	})
+	want := "transactions: 4 (1 committed, 2 aborted [1 chosen, 1 after a failed produce, 1 whose abort returned an error], 1 unknown); " +
+		"4 transactional records, 3 acknowledged; duration p50 0s, max 0s\n"
+	if s != want {
+		t.Fatalf("txnSummary = %q, want %q", s, want)
 	}
 }

@@ -5,8 +5,10 @@
 // cluster it kills, pauses, partitions and corrupts nodes, one fault at a time
 // with recovery in between, then checks the recorded history for safety
 // violations: lost acknowledged writes, two values at one offset, duplicates,
-// reordering, committed offsets or high watermarks that go backwards, and
-// controller metadata operations that are not linearizable.
+// reordering, committed offsets or high watermarks that go backwards,
+// controller metadata operations that are not linearizable, and
+// transactions that are not atomic (aborted data visible to read_committed
+// readers, committed data missing, half of a transaction visible).
 //
 // The pieces:
 //
@@ -14,9 +16,10 @@
 //   - Cluster: the processes, their ports and data directories, the N×(N-1)
 //     proxies, and the faults (Kill, Pause, Partition, OneWay, Slow,
 //     TearTail, ...).
-//   - Workload: idempotent acks=all producers, a consumer group, a high
-//     watermark observer, a controller metadata client and a final reader,
-//     all recording into a History.
+//   - Workload: idempotent acks=all producers, a transactional producer that
+//     aborts some of its transactions, a read_committed consumer group, a
+//     high watermark observer, a controller metadata client and a final
+//     reader, all recording into a History.
 //   - Check* functions: pure checks over a History, each returning a Result.
 //   - PlanFaults and Nemesis: which faults to inject and how to undo them.
 //

@@ -137,6 +137,7 @@ type History struct {
 	Commits    []Commit
 	Watermarks []Watermark
 	MetaOps    []MetaOp
+	Txns       []Txn // the transactional producer's transactions, in order
 	Final      []Read
 }
 
@@ -161,4 +162,100 @@ func ParseProducerValue(v string) (producer int, seq int64, ok bool) {
 		return 0, 0, false
 	}
 	return p, s, true
+}
+
+// TxnOutcome is how a transaction ended, as far as the client knows.
+type TxnOutcome int
+
+const (
+	// TxnCommitted: EndTransaction(TryCommit) returned nil.
+	TxnCommitted TxnOutcome = iota
+	// TxnAborted: the client never asked to commit (it chose to abort, or
+	// a record's produce failed and it aborted). A Kafka transaction that
+	// was never asked to commit can only end aborted, by EndTxn(abort),
+	// by the coordinator's timeout or by the fencing of a new
+	// InitProducerId, so this holds even when the abort itself returned
+	// an error (AbortErr).
+	TxnAborted
+	// TxnUnknown: EndTransaction(TryCommit) returned an error: the commit
+	// may or may not have taken effect, but it took effect for all of the
+	// transaction's records or for none.
+	TxnUnknown
+)
+
+func (o TxnOutcome) String() string {
+	switch o {
+	case TxnCommitted:
+		return "committed"
+	case TxnAborted:
+		return "aborted"
+	case TxnUnknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("TxnOutcome(%d)", int(o))
+}
+
+// TxnRecord is one record a transaction produced.
+type TxnRecord struct {
+	Value     string
+	Partition int32
+	Offset    int64  // the acknowledged offset, or -1
+	Err       string // why its produce failed, if it did
+}
+
+// Txn is one transaction of the transactional producer.
+type Txn struct {
+	ID      int64
+	Records []TxnRecord
+	// ChoseAbort is the decision, made before the transaction began, to
+	// end it with TryAbort.
+	ChoseAbort bool
+	// ProduceFailed: some record's produce failed, so the transaction
+	// was aborted whatever ChoseAbort said.
+	ProduceFailed bool
+	Outcome       TxnOutcome
+	// EndErr is the error EndTransaction returned: the commit error of a
+	// TxnUnknown transaction, or an abort that did not confirm.
+	EndErr string
+	Began  time.Time
+	Ended  time.Time
+}
+
+// TxnValue is the value the transactional producer writes as record i of
+// transaction txn. It cannot be mistaken for a ProducerValue.
+func TxnValue(txn int64, i int) string {
+	return "t" + strconv.FormatInt(txn, 10) + "-" + strconv.Itoa(i)
+}
+
+// ParseTxnValue splits a value made by TxnValue.
+func ParseTxnValue(v string) (txn int64, i int, ok bool) {
+	rest, found := strings.CutPrefix(v, "t")
+	if !found {
+		return 0, 0, false
+	}
+	ts, is, found := strings.Cut(rest, "-")
+	if !found {
+		return 0, 0, false
+	}
+	t, err1 := strconv.ParseInt(ts, 10, 64)
+	n, err2 := strconv.Atoi(is)
+	if err1 != nil || err2 != nil || t < 0 || n < 0 {
+		return 0, 0, false
+	}
+	return t, n, true
+}
+
+// TxnAcks returns the acknowledged records of the transactions, whatever
+// their outcome, as acknowledgements: an aborted record still holds its
+// offset in the log, though read_committed readers skip it.
+func TxnAcks(txns []Txn) []Ack {
+	var out []Ack
+	for _, t := range txns {
+		for _, r := range t.Records {
+			if r.Offset >= 0 {
+				out = append(out, Ack{Partition: r.Partition, Offset: r.Offset, Value: r.Value, Sent: t.Began})
+			}
+		}
+	}
+	return out
 }

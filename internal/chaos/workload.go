@@ -32,7 +32,11 @@ type WorkloadConfig struct {
 	MetaTopics        int           // 3 topics meta-0.. they create and delete
 	MetaTimeout       time.Duration // 5s per metadata operation
 	ObserveEvery      time.Duration // 500ms between high watermark polls
-	Seed              uint64        // seeds the metadata clients' choices
+	TxnID             string        // the transactional producer's transactional ID: "chaos-txn"
+	TxnRecords        int           // records per transaction: 5; negative: no transactional producer
+	TxnEvery          time.Duration // 150ms: mean pause between transactions (uniform in ±1/3 of it)
+	TxnOpTimeout      time.Duration // 10s: bounds a transaction's produces, and its EndTransaction
+	Seed              uint64        // seeds the metadata clients' and the transactional producer's choices
 	Logf              func(format string, args ...any)
 }
 
@@ -67,6 +71,18 @@ func (c *WorkloadConfig) setDefaults() {
 	if c.ObserveEvery == 0 {
 		c.ObserveEvery = 500 * time.Millisecond
 	}
+	if c.TxnID == "" {
+		c.TxnID = "chaos-txn"
+	}
+	if c.TxnRecords == 0 {
+		c.TxnRecords = 5
+	}
+	if c.TxnEvery == 0 {
+		c.TxnEvery = 150 * time.Millisecond
+	}
+	if c.TxnOpTimeout == 0 {
+		c.TxnOpTimeout = 10 * time.Second
+	}
 }
 
 // Workload drives the cluster and records a History:
@@ -81,6 +97,10 @@ func (c *WorkloadConfig) setDefaults() {
 //     request per operation (client retries off), recording invocation and
 //     return times and the outcome. Lists are read from the node that names
 //     itself controller.
+//   - A transactional producer (one transactional ID) writes transactions
+//     of a few records t<txn>-<i> to random partitions of the same topic,
+//     one transaction at a time, committing most and aborting about one in
+//     three; each transaction's records, offsets and outcome are recorded.
 //   - ReadAll, after Stop, reads every partition from the start to its high
 //     watermark.
 type Workload struct {
@@ -268,6 +288,12 @@ func (w *Workload) Start() error {
 		w.others.Add(1)
 		go w.metaLoop(loopCtx, k, cl, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())))
 	}
+
+	if w.cfg.TxnRecords > 0 {
+		txnRng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		w.others.Add(1)
+		go w.txnLoop(loopCtx, txnRng)
+	}
 	return nil
 }
 
@@ -437,6 +463,146 @@ func (w *Workload) observe(ctx context.Context, adm *kadm.Client) map[int32]int6
 	return got
 }
 
+// txnClient makes a client for the transactional producer. Transactional
+// clients are idempotent and produce with acks=all.
+func (w *Workload) txnClient() (*kgo.Client, error) {
+	return w.client(
+		kgo.TransactionalID(w.cfg.TxnID),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProduceRequestTimeout(w.cfg.TxnOpTimeout),
+		kgo.UnknownTopicRetries(-1),
+	)
+}
+
+// txnLoop runs one transaction at a time until ctx ends; a transaction under
+// way when it ends is finished (committed or aborted) first, so that no
+// transaction is left open to hold back the last stable offset of the final
+// read. After an error the client cannot recover from, it is closed and a new
+// one made: the new one's InitProducerId fences the old producer epoch, which
+// ends whatever the old one left open.
+func (w *Workload) txnLoop(ctx context.Context, rng *rand.Rand) {
+	defer w.others.Done()
+	var cl *kgo.Client
+	defer func() {
+		if cl != nil {
+			cl.Close()
+		}
+	}()
+	jitter := int64(w.cfg.TxnEvery / 3)
+	for id := int64(0); ; {
+		if !pause(ctx, w.cfg.TxnEvery-time.Duration(jitter)+time.Duration(rng.Int64N(2*jitter+1))) {
+			return
+		}
+		// The choices come first, so that they do not depend on
+		// what failed.
+		abort := rng.IntN(3) == 0
+		parts := make([]int32, w.cfg.TxnRecords)
+		for i := range parts {
+			parts[i] = rng.Int32N(w.cfg.Partitions)
+		}
+		if cl == nil {
+			c, err := w.txnClient()
+			if err != nil {
+				w.noteError("txn client", err)
+				continue
+			}
+			cl = c
+		}
+		if err := cl.BeginTransaction(); err != nil {
+			w.noteError("txn begin", err)
+			cl.Close()
+			cl = nil
+			continue
+		}
+		t, healthy := w.runTxn(cl, id, abort, parts)
+		id++
+		w.mu.Lock()
+		w.mu.h.Txns = append(w.mu.h.Txns, t)
+		w.mu.Unlock()
+		if !healthy {
+			cl.Close()
+			cl = nil
+		}
+	}
+}
+
+// runTxn produces one transaction's records, to the partitions given, and
+// ends it: with TryCommit unless abort is set or a produce failed. It
+// reports false if the client is left in a state it should not be reused
+// from.
+func (w *Workload) runTxn(cl *kgo.Client, id int64, abort bool, parts []int32) (Txn, bool) {
+	t := Txn{ID: id, ChoseAbort: abort, Began: time.Now()}
+	recs := make([]*kgo.Record, len(parts))
+	index := make(map[*kgo.Record]int, len(parts))
+	for i, p := range parts {
+		v := TxnValue(id, i)
+		recs[i] = &kgo.Record{Topic: w.cfg.Topic, Partition: p, Value: []byte(v)}
+		index[recs[i]] = i
+		t.Records = append(t.Records, TxnRecord{Value: v, Partition: p, Offset: -1})
+	}
+	produceCtx, cancel := context.WithTimeout(context.Background(), w.cfg.TxnOpTimeout)
+	results := cl.ProduceSync(produceCtx, recs...)
+	cancel()
+	for _, res := range results { // in the order they completed
+		i, ok := index[res.Record]
+		if !ok {
+			continue
+		}
+		if res.Err != nil {
+			t.ProduceFailed = true
+			t.Records[i].Err = res.Err.Error()
+			w.noteError("txn produce", res.Err)
+			continue
+		}
+		t.Records[i].Offset = res.Record.Offset
+	}
+	if len(results) != len(recs) {
+		t.ProduceFailed = true // cannot happen: ProduceSync answers every record
+	}
+
+	commit := !abort && !t.ProduceFailed
+	err := w.endTxn(cl, kgo.TransactionEndTry(commit))
+	if commit && errors.Is(err, kerr.OperationNotAttempted) {
+		// The producer ID had failed, so the commit was never
+		// sent; as franz-go documents, retry as an abort.
+		w.noteError("txn commit", err)
+		commit = false
+		err = w.endTxn(cl, kgo.TryAbort)
+	}
+	t.Ended = time.Now()
+	switch {
+	case commit && err == nil:
+		t.Outcome = TxnCommitted
+	case commit:
+		t.Outcome = TxnUnknown
+	default:
+		t.Outcome = TxnAborted
+	}
+	if err == nil {
+		return t, true
+	}
+	t.EndErr = err.Error()
+	w.noteError("txn end", err)
+	// franz-go's documented recovery after a failed EndTransaction is a
+	// retry with TryAbort: after an unconfirmed outcome it re-initializes
+	// the producer ID, bumping the epoch, which aborts the transaction
+	// unless the commit already got as far as the coordinator's
+	// PrepareCommit (hence "unknown").
+	if err := w.endTxn(cl, kgo.TryAbort); err != nil {
+		w.noteError("txn abort retry", err)
+		return t, false
+	}
+	return t, true
+}
+
+// endTxn ends the current transaction, bounded by TxnOpTimeout.
+func (w *Workload) endTxn(cl *kgo.Client, how kgo.TransactionEndTry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxnOpTimeout)
+	defer cancel()
+	return cl.EndTransaction(ctx, how)
+}
+
 // MetaTopicName is the k'th topic the metadata clients work on.
 func MetaTopicName(k int) string { return fmt.Sprintf("meta-%d", k) }
 
@@ -589,13 +755,13 @@ func classifyMeta(kind MetaKind, err error) MetaResult {
 // ReadAll reads every partition from its start to its high watermark,
 // read_committed, into History.Final. It first waits (up to half of ctx's
 // time, at most 30 s) for each high watermark to cover the partition's
-// highest acknowledged offset, so a leader that has not caught up yet is not
+// highest acknowledged offset (transactional records included), so a leader that has not caught up yet is not
 // taken for data loss. It returns an error naming partitions it could not
 // read to the end before ctx ended; what it read is recorded regardless.
 func (w *Workload) ReadAll(ctx context.Context) error {
 	w.mu.Lock()
 	need := make(map[int32]int64)
-	for _, a := range w.mu.h.Acks {
+	for _, a := range append(slices.Clone(w.mu.h.Acks), TxnAcks(w.mu.h.Txns)...) {
 		need[a.Partition] = max(need[a.Partition], a.Offset+1)
 	}
 	w.mu.Unlock()
@@ -637,9 +803,14 @@ func (w *Workload) ReadAll(ctx context.Context) error {
 	for p := range w.cfg.Partitions {
 		parts[p] = kgo.NewOffset().AtStart()
 	}
+	// Control records (transaction markers) are kept only to follow the
+	// read position: a partition can end in a marker, or in aborted
+	// records and their marker, which a read_committed reader does not
+	// see otherwise.
 	reader, err := w.client(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.cfg.Topic: parts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if err != nil {
@@ -660,12 +831,15 @@ func (w *Workload) ReadAll(ctx context.Context) error {
 		fs := reader.PollFetches(ctx)
 		var reads []Read
 		fs.EachRecord(func(r *kgo.Record) {
+			next[r.Partition] = max(next[r.Partition], r.Offset+1)
+			if r.Attrs.IsControl() {
+				return
+			}
 			x := Read{Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)}
 			if !seen[x] {
 				seen[x] = true
 				reads = append(reads, x)
 			}
-			next[r.Partition] = max(next[r.Partition], r.Offset+1)
 		})
 		w.mu.Lock()
 		w.mu.h.Final = append(w.mu.h.Final, reads...)
