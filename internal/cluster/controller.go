@@ -468,6 +468,9 @@ func (c *Controller) maintain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*c.retryEvery())
 	defer cancel()
 	m := c.Metadata()
+	if m.Removed[c.cfg.NodeID] {
+		return // decommissioned and removed: this node is out of the cluster
+	}
 	if !c.member() {
 		// Not in the controller's membership yet: ask a seed to register
 		// this node (the leader then adds it as a learner).
@@ -639,6 +642,7 @@ func (c *Controller) heal(ctx context.Context, m *Metadata) {
 			load[id] = 0
 		}
 	}
+	c.removeDrained(ctx, m, st)
 	if len(gone) == 0 {
 		return
 	}
@@ -686,6 +690,43 @@ func (c *Controller) heal(ctx context.Context, m *Metadata) {
 				return
 			}
 			c.logger.Info("moving replicas", "partition", fmt.Sprintf("%s-%d", name, i), "from", p.Replicas, "to", target)
+		}
+	}
+}
+
+// removeDrained, on the controller leader, lets decommissioned nodes that
+// hold no replica leave: first out of the metadata (so Metadata no longer
+// lists them, and the node itself learns it is out and stops asking to
+// register), then out of the controller group.
+func (c *Controller) removeDrained(ctx context.Context, m *Metadata, st replication.Status) {
+	for _, id := range m.NodeIDs() {
+		n := m.Nodes[id]
+		if !n.Draining || m.replicaCount(id) > 0 {
+			continue
+		}
+		if id == c.cfg.NodeID {
+			// The leader itself is leaving: hand the controller over.
+			for _, v := range st.Voters {
+				if v != uint64(id) && slices.Contains(st.InSync, v) {
+					c.group.TransferLeadership(v)
+					break
+				}
+			}
+			continue
+		}
+		if _, err := c.Propose(ctx, Command{Op: opRemoveNode, NodeID: id}); err != nil {
+			c.logger.Debug("remove node", "node", id, "err", err)
+			return
+		}
+		c.logger.Info("decommissioned node removed", "node", id)
+	}
+	for id := range m.Removed {
+		u := uint64(id)
+		if (slices.Contains(st.Voters, u) || slices.Contains(st.Learners, u)) && !st.Joint() && len(st.Voters) > 1 {
+			c.logger.Info("removed node leaves the controller group", "node", id)
+			c.group.ProposeConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+				{Type: raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: new(u)}}})
+			return // one membership change at a time
 		}
 	}
 }

@@ -227,4 +227,19 @@ func TestApplyMovesAndDrains(t *testing.T) {
 	if _, res := m7.apply(&Command{Op: opDecommission, NodeID: 9}); !errors.Is(res.Err, ErrUnknownNode) {
 		t.Fatalf("decommission of an unknown node: %v", res.Err)
 	}
+	// A draining node leaves only once it holds no replica, and may not
+	// register again.
+	out := p.Replicas[2] // moved off, holds nothing now
+	m8, _ := m7.apply(&Command{Op: opDecommission, NodeID: out})
+	m8, _ = m8.apply(&Command{Op: opDecommission, NodeID: spare})
+	if _, res := m8.apply(&Command{Op: opRemoveNode, NodeID: spare}); res.Err == nil {
+		t.Fatal("a draining node that holds replicas was removed")
+	}
+	m9, res := m8.apply(&Command{Op: opRemoveNode, NodeID: out})
+	if _, ok := m9.Nodes[out]; res.Err != nil || ok || !m9.Removed[out] {
+		t.Fatalf("remove drained node %d: %v, removed %v", out, res.Err, m9.Removed)
+	}
+	if _, res := m9.apply(&Command{Op: opRegisterNode, Node: &Node{ID: out}}); !errors.Is(res.Err, ErrUnknownNode) {
+		t.Fatalf("a removed node registered again: %v", res.Err)
+	}
 }

@@ -92,6 +92,8 @@ type Metadata struct {
 	Topics         map[string]*Topic
 	NextGroup      uint64
 	NextProducerID int64
+	// Removed: decommissioned nodes that left; they may not register again.
+	Removed map[int32]bool
 }
 
 func newMetadata() *Metadata {
@@ -124,6 +126,7 @@ func (m *Metadata) clone() *Metadata {
 	c := *m
 	c.Nodes = maps.Clone(m.Nodes)
 	c.Topics = maps.Clone(m.Topics)
+	c.Removed = maps.Clone(m.Removed)
 	return &c
 }
 
@@ -178,6 +181,7 @@ const (
 	opReassign         = "reassign"
 	opReplicasDone     = "replicas_done"
 	opDecommission     = "decommission"
+	opRemoveNode       = "remove_node"
 )
 
 // Result is a command's outcome.
@@ -201,6 +205,9 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 	case opRegisterNode:
 		if cmd.Node == nil || cmd.Node.ID <= 0 {
 			return m, Result{Err: fmt.Errorf("register node: bad node %+v", cmd.Node)}
+		}
+		if m.Removed[cmd.Node.ID] {
+			return m, Result{Err: fmt.Errorf("%w: node %d was decommissioned and removed", ErrUnknownNode, cmd.Node.ID)}
 		}
 		node := *cmd.Node
 		node.OfflineSince = 0 // registering is a sign of life
@@ -257,6 +264,22 @@ func (m *Metadata) apply(cmd *Command) (*Metadata, Result) {
 		return m.leaders(cmd.Leaders), Result{}
 	case opReassign, opReplicasDone:
 		return m.move(cmd)
+	case opRemoveNode:
+		// Only a drained node leaves: one that holds no replica.
+		n, ok := m.Nodes[cmd.NodeID]
+		if !ok {
+			return m, Result{}
+		}
+		if !n.Draining || m.replicaCount(cmd.NodeID) > 0 {
+			return m, Result{Err: fmt.Errorf("%w: node %d still holds replicas or is not decommissioned", ErrInvalidReplicas, cmd.NodeID)}
+		}
+		nm := m.clone()
+		delete(nm.Nodes, cmd.NodeID)
+		if nm.Removed == nil {
+			nm.Removed = map[int32]bool{}
+		}
+		nm.Removed[cmd.NodeID] = true
+		return nm, Result{}
 	case opDecommission:
 		old, ok := m.Nodes[cmd.NodeID]
 		if !ok {
@@ -373,6 +396,20 @@ func (m *Metadata) move(cmd *Command) (*Metadata, Result) {
 	nt.Partitions[cmd.Partition] = np
 	n.Topics[t.Name] = &nt
 	return n, Result{}
+}
+
+// replicaCount is how many partitions hold or are moving to a replica on
+// node id.
+func (m *Metadata) replicaCount(id int32) int {
+	n := 0
+	for _, t := range m.Topics {
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, id) || slices.Contains(p.Target, id) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func sortedCopy(ids []int32) []int32 {

@@ -309,6 +309,18 @@ func TestClusterHealsAndDrains(t *testing.T) {
 	nodes[3].Start() // back, but node 3 is draining: replicas go to 4
 	waitReplicas(ctx, t, kadm.NewClient(clusterClient(t, nodes)), "heal", 3)
 	produce(100)
+	// Drained, node 3 leaves: Metadata stops listing it.
+	adm = kadm.NewClient(clusterClient(t, nodes))
+	for {
+		md, err := adm.BrokerMetadata(ctx)
+		if err == nil && len(md.Brokers) == 3 && !slices.ContainsFunc(md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == 3 }) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("node 3 still listed: %v %v", md.Brokers, err)
+		}
+		time.Sleep(50 * time.Millisecond) // retrying a request to a real cluster
+	}
 
 	consumer := clusterClient(t, nodes, kgo.ConsumeTopics("heal"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
