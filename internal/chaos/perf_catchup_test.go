@@ -127,13 +127,14 @@ func catchUpRun(t *testing.T, e *perfEnv, run int, tb *table) {
 			t.Logf("run %d: the leader dropped n%d from the ISR %v after the kill", run, pc.Node(victim).ID,
 				time.Since(gone).Round(time.Millisecond))
 		}
+		waitQuiet(t)
 		m, ok := measureCatchUp(ctx, t, pc, nodes, victim, topic)
 		missing := m.target - from
 		e.record(t, map[string]any{
 			"test": "catchup", "run": run, "variant": variant, "victim": pc.Node(victim).ID,
 			"write_seconds": took.Seconds(), "bytes_missing": missing, "caught_up": ok,
 			"ready_s": m.ready.Seconds(), "in_isr_s": m.inISR.Seconds(), "caught_up_s": m.caught.Seconds(),
-			"cpu_seconds": m.cpu, "load1": load1(),
+			"cpu_seconds": m.cpu, "other_cpu_seconds": m.other, "load1": load1(),
 		})
 		if !ok {
 			continue
@@ -146,7 +147,13 @@ func catchUpRun(t *testing.T, e *perfEnv, run int, tb *table) {
 		}
 		tb.add("start → log as long as the leader's, s", variant, m.caught.Seconds())
 		tb.add("catch-up rate, MB/s", variant, rate)
+		if m.inISR > 0 && m.inISR < m.caught {
+			// From the moment the leader streams to the node again:
+			// the copy alone, without the start and the reconnection.
+			tb.add("copy rate once in the ISR, MB/s", variant, float64(missing)/1e6/(m.caught-m.inISR).Seconds())
+		}
 		tb.add("CPU of all nodes while catching up, cores", variant, m.cpu/m.caught.Seconds())
+		tb.add("CPU of other work on the machine meanwhile, cores", variant, m.other/m.caught.Seconds())
 		t.Logf("run %d %s: n%d copied %d MiB in %v (%.0f MB/s); ready after %v, in ISR after %v", run, variant,
 			pc.Node(victim).ID, missing>>20, m.caught.Round(time.Millisecond), rate, m.ready.Round(time.Millisecond),
 			m.inISR.Round(time.Millisecond))
@@ -158,6 +165,7 @@ type catchUp struct {
 	ready, inISR, caught time.Duration
 	target               int64   // the longest other replica's size when caught up
 	cpu                  float64 // CPU seconds of every node meanwhile
+	other                float64 // CPU seconds of other work on the machine meanwhile
 }
 
 // measureCatchUp starts node victim and polls until its replica of
@@ -166,7 +174,8 @@ func measureCatchUp(ctx context.Context, t *testing.T, pc *perfCluster, nodes no
 	t.Helper()
 	var m catchUp
 	othersPIDs := pc.pids()
-	c0 := cpuSeconds(othersPIDs)
+	self := []int{os.Getpid()}
+	c0, m0, s0 := cpuSeconds(othersPIDs), machineBusy(), cpuSeconds(self)
 	start := time.Now()
 	if err := pc.Start(victim); err != nil {
 		t.Fatal(err)
@@ -241,6 +250,7 @@ func measureCatchUp(ctx context.Context, t *testing.T, pc *perfCluster, nodes no
 	}
 	stop()
 	m.cpu = cpuSeconds(othersPIDs) - c0 + cpuSeconds(victimPID)
+	m.other = max(machineBusy()-m0-m.cpu-(cpuSeconds(self)-s0), 0)
 	return m, true
 }
 

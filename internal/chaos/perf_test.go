@@ -153,12 +153,30 @@ type perfCluster struct {
 }
 
 // startPerfCluster starts nodes weir processes and waits until all are
-// ready. extra is appended to every command line.
+// ready. extra is appended to every command line. A node that finds one
+// of its ports taken (free when picked, then grabbed by some other
+// process's connection) makes it try again with new ports, twice at most;
+// the node's log is the only place that says so.
 func (e *perfEnv) startPerfCluster(t *testing.T, name string, nodes int, extra ...string) *perfCluster {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		pc, portTaken, err := e.tryStartPerfCluster(t, name, nodes, extra)
+		switch {
+		case err == nil:
+			return pc
+		case portTaken && attempt < 3:
+			t.Logf("%s: a port was taken before a node bound it; starting again on new ports", name)
+		default:
+			t.Fatalf("%s did not become ready: %v", name, err)
+		}
+	}
+}
+
+func (e *perfEnv) tryStartPerfCluster(t *testing.T, name string, nodes int, extra []string) (*perfCluster, bool, error) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "weir-perf-"+name+"-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, false, err
 	}
 	c, err := NewCluster(ClusterConfig{
 		Binary:    e.bin,
@@ -169,25 +187,34 @@ func (e *perfEnv) startPerfCluster(t *testing.T, name string, nodes int, extra .
 	})
 	if err != nil {
 		os.RemoveAll(dir)
-		t.Fatal(err)
+		return nil, false, err
 	}
 	pc := &perfCluster{Cluster: c, dir: dir, out: e.out}
-	if err := c.StartAll(); err != nil {
-		pc.stop(t)
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.WaitAllReady(ctx); err != nil {
-		pc.stop(t)
-		t.Fatalf("%s did not become ready: %v", name, err)
+	err = c.StartAll()
+	if err == nil {
+		err = c.WaitAllReady(ctx)
 	}
-	return pc
+	if err == nil {
+		return pc, false, nil
+	}
+	portTaken := false
+	for i := range c.Size() {
+		portTaken = portTaken || strings.Contains(c.LogTail(i, 4096), "address already in use")
+	}
+	if portTaken {
+		c.Close()
+		os.RemoveAll(dir)
+	} else {
+		pc.stop(t)
+	}
+	return nil, portTaken, err
 }
 
 // stop kills every node and removes the data, keeping the node logs in
-// -perf.out when a node crashed or the test failed. It reports crashes and
-// traffic that went through a proxy.
+// -perf.out when a node crashed, the test failed or -perf.keep asks. It
+// reports crashes and traffic that went through a proxy.
 func (pc *perfCluster) stop(t *testing.T) {
 	t.Helper()
 	crashes := pc.Crashes()
