@@ -193,6 +193,13 @@ func (g *Group) screen(m *raftpb.Message) bool {
 		// loss; entries through the log end still match the leader's.
 		if m.GetCommit() > last {
 			m.Commit = new(last)
+			// Tell the leader, which would otherwise never re-send what
+			// it believes this replica has (on an idle partition nothing
+			// new would make it find out): a rejection below its match
+			// index, which Raft ignores as stale and followerLostTail
+			// acts on.
+			g.e.queueMsg(g, &raftpb.Message{Type: raftpb.MessageType_MsgAppResp.Enum(), To: new(m.GetFrom()),
+				From: new(g.e.cfg.NodeID), Term: new(m.GetTerm()), Index: new(last), Reject: new(true), RejectHint: new(last)})
 		}
 	case raftpb.MessageType_MsgVote, raftpb.MessageType_MsgPreVote:
 		return g.recoverTo == 0

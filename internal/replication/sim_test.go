@@ -600,3 +600,54 @@ func TestLeaseLapsesWhenCutOff(t *testing.T) {
 		t.Fatal("still leading after the network healed, but no lease")
 	}
 }
+
+// TestWipedFollowerRepairsWhileIdle: a follower loses its whole log (and
+// Raft state) and comes back before the leader notices; with no new
+// proposals, it still gets the log back.
+func TestWipedFollowerRepairsWhileIdle(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 5)
+	s := newSim(t, 5)
+	defer s.close()
+	s.net.SetDropRate(0)
+	s.net.SetDuplicateRate(0)
+	for range 100 {
+		for _, n := range s.nodes {
+			n.eng.Tick()
+		}
+		s.propose()
+		s.settle(1000)
+	}
+	for range 20 { // let every follower catch up
+		for _, n := range s.nodes {
+			n.eng.Tick()
+		}
+		s.settle(1000)
+	}
+	var leader, follower *simNode
+	for _, nd := range s.nodes {
+		if nd.groups[1].Status().IsLeader {
+			leader = nd
+		} else {
+			follower = nd
+		}
+	}
+	if leader == nil || follower == nil {
+		t.Fatal("no leader and follower for group 1")
+	}
+	want := leader.logs[1].LastIndex()
+	s.crash(follower)
+	if err := os.RemoveAll(fmt.Sprintf("%s/g1", follower.dir)); err != nil {
+		t.Fatal(err)
+	}
+	s.start(follower, false)
+	for range 200 {
+		for _, n := range s.nodes {
+			n.eng.Tick()
+		}
+		s.settle(1000)
+		if follower.logs[1].LastIndex() >= want {
+			return
+		}
+	}
+	t.Fatalf("wiped follower has index %d after idle ticks, leader %d", follower.logs[1].LastIndex(), want)
+}
