@@ -71,11 +71,7 @@ func adminContext() (context.Context, context.CancelFunc) {
 func (b *Broker) defaultReplicas() int16 {
 	rf := b.cfg.DefaultReplicationFactor
 	if b.clustered() {
-		n := int16(len(b.cfg.Cluster.Metadata().Nodes))
-		if rf <= 1 {
-			rf = 3
-		}
-		rf = max(1, min(rf, n))
+		rf = max(1, min(rf, int16(len(b.cfg.Cluster.Metadata().Nodes))))
 	}
 	return rf
 }

@@ -103,11 +103,11 @@ func handleDescribeGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	return &pending{later: func(*connWriter) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 		resp.SetVersion(req.Version)
-		for _, g := range req.Groups {
+		resp.Groups = eachCoordinator(req.Groups, func(g string) []kmsg.DescribeGroupsResponseGroup {
 			one := *req
 			one.Groups = []string{g}
-			resp.Groups = append(resp.Groups, c.s.b.GroupCoordinator(g).Describe(&one).Groups...)
-		}
+			return c.s.b.GroupCoordinator(g).Describe(&one).Groups
+		})
 		return resp
 	}}
 }
@@ -133,11 +133,11 @@ func handleDeleteGroups(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	return &pending{later: func(*connWriter) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 		resp.SetVersion(req.Version)
-		for _, g := range req.Groups {
+		resp.Groups = eachCoordinator(req.Groups, func(g string) []kmsg.DeleteGroupsResponseGroup {
 			one := *req
 			one.Groups = []string{g}
-			resp.Groups = append(resp.Groups, c.s.b.GroupCoordinator(g).Delete(&one).Groups...)
-		}
+			return c.s.b.GroupCoordinator(g).Delete(&one).Groups
+		})
 		return resp
 	}}
 }
@@ -197,4 +197,14 @@ func (c *conn) fetchOffsets(req *kmsg.OffsetFetchRequest) kmsg.Response {
 		resp.Groups = append(resp.Groups, r.Groups...)
 	}
 	return resp
+}
+
+// eachCoordinator asks each group's coordinator about that group alone (in
+// a cluster they may be different coordinators) and gathers the answers.
+func eachCoordinator[G any](groups []string, ask func(group string) []G) []G {
+	var out []G
+	for _, g := range groups {
+		out = append(out, ask(g)...)
+	}
+	return out
 }
