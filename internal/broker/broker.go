@@ -426,11 +426,7 @@ func (b *Broker) RunMaintenance() {
 			} else if n > 0 {
 				b.logger.Info("retention deleted segments", "partition", p.name(), "segments", n, "log_start_offset", p.LogStartOffset())
 			}
-			// In a cluster, a replica that falls behind a compacted range
-			// would be reset past it (snapshots carry no segment data
-			// yet) and lose the records compaction kept: compaction waits
-			// for segment streaming there.
-			if t.settings.Load().compact && !b.clustered() {
+			if t.settings.Load().compact {
 				p.compact()
 			}
 			p.expireProducers(expireBefore)

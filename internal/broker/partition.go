@@ -678,7 +678,11 @@ func (p *Partition) compact() {
 		DeleteRetention: set.deleteRetention,
 		Aborted:         p.isAborted,
 		RetainBatch:     p.isProducersLastBatch,
-		Decompressor:    p.b.decomp,
+		// A replica's log is its Raft log: compaction keeps every entry
+		// (emptied if need be), so a replica that catches up replays
+		// the compacted log and the Raft view never moves.
+		KeepEntries:  p.b.clustered(),
+		Decompressor: p.b.decomp,
 	})
 	switch {
 	case errors.Is(err, storage.ErrCompactConflict):

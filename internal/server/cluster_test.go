@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -691,5 +692,93 @@ func TestClusterLeadersReturnToPreferred(t *testing.T) {
 	nodes[preferred-1].Start()
 	for l := leaderOf(ctx, t, adm, "pref", 0); l != preferred; l = leaderOf(ctx, t, adm, "pref", 0) {
 		time.Sleep(20 * time.Millisecond) // retrying a request to a real cluster
+	}
+}
+
+// TestClusterCompactedReplicaMoves compacts a partition in a cluster, then
+// moves its only replica to another node by decommissioning the one that
+// holds it: the new replica rebuilds the partition from the compacted Raft
+// log and serves exactly the records the old one did, at the same offsets.
+func TestClusterCompactedReplicaMoves(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	waitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, nodes))
+	const topic = "changelog"
+	configs := map[string]*string{
+		"cleanup.policy":            kadm.StringPtr("compact"),
+		"segment.bytes":             kadm.StringPtr("2048"),
+		"min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, configs, topic); err != nil {
+		t.Fatal(err)
+	}
+	producer := clusterClient(t, nodes)
+	const produced = 600
+	for i := range produced {
+		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%02d", i%25)), Value: []byte(fmt.Sprintf("v%d", i))}
+		if err := producer.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil || len(md.Topics[topic].Partitions) != 1 {
+		t.Fatalf("metadata: %v", err)
+	}
+	holder := md.Topics[topic].Partitions[0].Replicas[0]
+	nodes[holder-1].Server().Broker().RunMaintenance()
+
+	// readAll reads the partition from the start to its end through
+	// whichever node leads it.
+	readAll := func() []string {
+		t.Helper()
+		cl := clusterClient(t, nodes, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+		defer cl.Close()
+		var got []string
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("read %d records: %v", len(got), fs.Errors())
+			}
+			done := false
+			fs.EachRecord(func(r *kgo.Record) {
+				got = append(got, fmt.Sprintf("%d %s=%s", r.Offset, r.Key, r.Value))
+				done = done || string(r.Value) == fmt.Sprintf("v%d", produced-1)
+			})
+			if done {
+				return got
+			}
+		}
+	}
+	before := readAll()
+	if len(before) >= produced || !strings.HasSuffix(before[len(before)-1], fmt.Sprintf(" k%02d=v%d", (produced-1)%25, produced-1)) {
+		t.Fatalf("not compacted: %d of %d records, last %q", len(before), produced, before[len(before)-1])
+	}
+
+	resp, err := http.Post(fmt.Sprintf("http://%s/v1/nodes/%d/decommission", nodes[0].HTTPAddr(), holder), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("decommission: %s", resp.Status)
+	}
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil && len(md.Topics[topic].Partitions) == 1 {
+			p := md.Topics[topic].Partitions[0]
+			if len(p.Replicas) == 1 && p.Replicas[0] != holder && p.Leader == p.Replicas[0] {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("replica never left node %d: %v %+v", holder, err, md.Topics[topic].Partitions)
+		}
+		time.Sleep(50 * time.Millisecond) // retrying a request to a real cluster
+	}
+	after := readAll()
+	if !slices.Equal(after, before) {
+		t.Fatalf("the moved replica serves %d records, the old one served %d:\n%v\nvs\n%v", len(after), len(before), after, before)
 	}
 }

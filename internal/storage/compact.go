@@ -55,6 +55,13 @@ type CompactOptions struct {
 	// batch of each active producer so that its sequence numbers survive
 	// a restart, and the broker can ask for the same.
 	RetainBatch func(h *record.Header) bool
+	// KeepEntries keeps every batch, as a batch without records if all of
+	// them go, so the cleaned segments hold the same batches at the same
+	// offsets and stay part of the Raft view: a replicated log compacts
+	// without moving its first Raft index, and a replica that catches up
+	// from it replays the cleaned entries. Each removed batch still costs
+	// its 61-byte header.
+	KeepEntries bool
 	// MaxKeys caps the distinct keys a pass maps (the memory it uses,
 	// about 40 bytes a key). A pass stops taking dirty segments once the
 	// map holds this many, after at least one; 0 means no cap.
@@ -378,7 +385,8 @@ func (l *Log) readInput(s *segment, buf []byte, pos int64) error {
 // rewrite streams the cleaned batches of every input into new segment
 // files (named <base>.log.cleaned), synced and indexed, and returns them.
 func (c *cleaner) rewrite(p *compactPlan) (outs []*segment, err error) {
-	w := &outWriter{dir: c.l.dir, cfg: c.cfg, end: p.inputs[0].seg.base, epochs: mergedEpochs(p.inputs), firstIndex: p.inputs[0].seg.firstIndex}
+	w := &outWriter{dir: c.l.dir, cfg: c.cfg, end: p.inputs[0].seg.base, epochs: mergedEpochs(p.inputs),
+		firstIndex: p.inputs[0].seg.firstIndex, entries: c.opts.KeepEntries}
 	defer func() {
 		if err != nil {
 			w.discard()
@@ -418,7 +426,7 @@ func (c *cleaner) rewrite(p *compactPlan) (outs []*segment, err error) {
 // the cleaned segments end at the same offset as before and a scan without
 // the index still finds that end.
 func (c *cleaner) cleanBatch(dst, b []byte, h *record.Header, last bool) ([]byte, error) {
-	retain := last || (c.opts.RetainBatch != nil && c.opts.RetainBatch(h))
+	retain := last || c.opts.KeepEntries || (c.opts.RetainBatch != nil && c.opts.RetainBatch(h))
 	if h.Control() {
 		// Transaction markers are kept: removing one safely needs every
 		// record of its transaction gone first, which is not tracked yet.
@@ -519,8 +527,13 @@ type outWriter struct {
 	dir    string
 	cfg    *Config
 	epochs []EpochEntry
-	// firstIndex is the Raft index given to every cleaned segment.
+	// firstIndex is the Raft index of the first input batch. Without
+	// entries every cleaned segment gets it; with entries (every batch
+	// kept, see CompactOptions.KeepEntries) each gets the index of its
+	// own first batch, counted in written.
 	firstIndex uint64
+	entries    bool
+	written    uint64
 	outs       []*segment
 	cur        *segment
 	size       int64
@@ -588,6 +601,7 @@ func (w *outWriter) write(b []byte) error {
 		return fmt.Errorf("write cleaned segment %d: %w", w.cur.base, err)
 	}
 	w.cur.track(&h, w.size, w.cfg.IndexIntervalBytes)
+	w.written++
 	w.size += n
 	w.cur.size.Store(w.size)
 	w.end = h.NextOffset()
@@ -602,8 +616,12 @@ func (w *outWriter) create(base int64) error {
 	}
 	// Compacted segments are below the Raft log's first index (see
 	// FirstIndex); they keep the first index of what they replace so the
-	// segments' indexes stay ordered.
-	w.cur = &segment{base: base, dir: w.dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1, compacted: true, firstIndex: w.firstIndex}
+	// segments' indexes stay ordered. Segments that keep every entry
+	// have no gaps and remain Raft entries.
+	w.cur = &segment{base: base, dir: w.dir, f: f, next: base, maxTS: -1, maxTSOffset: -1, lastTimeIndexed: -1, compacted: !w.entries, firstIndex: w.firstIndex}
+	if w.entries {
+		w.cur.firstIndex += w.written
+	}
 	w.size = 0
 	if w.bw == nil {
 		w.bw = bufio.NewWriterSize(f, 1<<20)

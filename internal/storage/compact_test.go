@@ -1131,3 +1131,88 @@ func TestCompactRetainBatch(t *testing.T) {
 		t.Fatalf("producer batches left: %+v", found)
 	}
 }
+
+// A replicated log compacts with KeepEntries: every batch stays, as a batch
+// without records if need be, so the Raft view (first and last index, each
+// entry's term and offsets) is what it was, before and after a restart
+// that rebuilds the indexes, while readers see the compacted records.
+func TestCompactKeepEntriesKeepsRaftView(t *testing.T) {
+	h := newHarness(t, smallConfig())
+	var m model
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 300 {
+		kvs := make([]kv, 1+rng.IntN(4))
+		for j := range kvs {
+			k := fmt.Sprintf("key-%02d", rng.IntN(10))
+			kvs[j] = kv{key: k, value: fmt.Sprintf("%s@%d/%s", k, len(m.recs)+j, strings.Repeat("v", 80))}
+		}
+		res, err := h.log.Append(buildBatch(t, plainOpts(0, 1), kvs), int32(1+i/40), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.add(res.BaseOffset, kvs)
+	}
+	h.settle()
+	last := h.log.LastIndex()
+	before, err := h.log.EntryBatches(1, last+1, 1<<30)
+	if err != nil || uint64(len(before)) != last || last != 300 {
+		t.Fatalf("%d entries of %d before compaction: %v", len(before), last, err)
+	}
+	headers := make([]record.Header, len(before))
+	for i, b := range before {
+		if headers[i], err = record.ParseHeader(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stats, err := h.log.Compact(CompactOptions{UpTo: h.log.HighWatermark(), KeepEntries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.RecordsRemoved == 0 || stats.BatchesRemoved != 0 || stats.SegmentsMerged() <= 0 {
+		t.Fatalf("stats %+v", stats)
+	}
+	want := m.expect(stats.FirstDirtyOffset, false, nil)
+	check := func(when string) {
+		t.Helper()
+		if first, got := h.log.FirstIndex(), h.log.LastIndex(); first != 1 || got != last {
+			t.Fatalf("%s: raft view [%d, %d], want [1, %d]", when, first, got, last)
+		}
+		after, err := h.log.EntryBatches(1, last+1, 1<<30)
+		if err != nil || len(after) != len(before) {
+			t.Fatalf("%s: %d entries: %v", when, len(after), err)
+		}
+		empty := 0
+		for i, b := range after {
+			hd, err := record.ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			was := headers[i]
+			if hd.BaseOffset != was.BaseOffset || hd.LastOffsetDelta != was.LastOffsetDelta || hd.LeaderEpoch != was.LeaderEpoch {
+				t.Fatalf("%s: entry %d is [%d,+%d] epoch %d, was [%d,+%d] epoch %d", when, i+1,
+					hd.BaseOffset, hd.LastOffsetDelta, hd.LeaderEpoch, was.BaseOffset, was.LastOffsetDelta, was.LeaderEpoch)
+			}
+			if term, err := h.log.Term(uint64(i + 1)); err != nil || term != uint64(was.LeaderEpoch) {
+				t.Fatalf("%s: term(%d) = %d, %v", when, i+1, term, err)
+			}
+			if hd.NumRecords == 0 {
+				empty++
+			}
+		}
+		if empty == 0 {
+			t.Fatalf("%s: no batch was emptied", when)
+		}
+		sameRecords(t, when, readRecords(t, h.log), want)
+	}
+	check("after compaction")
+	h.reopen()
+	check("after reopening")
+	h.crash()
+	idx, _ := filepath.Glob(filepath.Join(h.dir, "*"+indexSuffix))
+	for _, p := range idx {
+		os.Remove(p)
+	}
+	h.open()
+	check("after rebuilding every index")
+}

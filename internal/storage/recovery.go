@@ -215,7 +215,11 @@ func (l *Log) openSegment(base int64, mustScan, compacted bool, maxNext int64, c
 		seg.resetIndexes()
 	}
 	seg.compacted = compacted
-	end, stopErr := scanSegment(seg, fileSize, cfg.IndexIntervalBytes, maxNext)
+	end, gapped, stopErr := scanSegment(seg, fileSize, cfg.IndexIntervalBytes, maxNext)
+	// A cleaned segment without gaps kept every batch (a replicated log
+	// compacts so; see CompactOptions.KeepEntries): its batches are still
+	// Raft entries.
+	seg.compacted = compacted && gapped
 	seg.size.Store(end)
 	if end < fileSize {
 		tail := make([]byte, min(fileSize-end, 4096))
@@ -254,8 +258,8 @@ var errTornTail = errors.New("file ends inside a batch")
 // the end of the valid prefix and, if it stopped early, why. In a compacted
 // segment a batch may start after the previous one ended (records were
 // removed), but offsets still increase, stay addressable from the segment
-// base and end at or before maxNext.
-func scanSegment(seg *segment, fileSize int64, interval int, maxNext int64) (int64, error) {
+// base and end at or before maxNext; gapped reports whether one did.
+func scanSegment(seg *segment, fileSize int64, interval int, maxNext int64) (end int64, gapped bool, err error) {
 	const chunk = 1 << 20
 	buf := make([]byte, 0, chunk)
 	var bufStart int64 // file position of buf[0]
@@ -282,32 +286,35 @@ func scanSegment(seg *segment, fileSize int64, interval int, maxNext int64) (int
 	expect := seg.base
 	for pos < fileSize {
 		if err := fill(pos, record.LengthFieldEnd); err != nil {
-			return pos, err
+			return pos, gapped, err
 		}
 		size := record.PeekSize(buf[pos-bufStart:])
 		if size < record.HeaderSize {
 			if size == record.LengthFieldEnd && record.PeekBaseOffset(buf[pos-bufStart:]) == 0 {
-				return pos, nil // zero-filled preallocation: the end
+				return pos, gapped, nil // zero-filled preallocation: the end
 			}
-			return pos, fmt.Errorf("%w: batch length %d", record.ErrCorrupt, size)
+			return pos, gapped, fmt.Errorf("%w: batch length %d", record.ErrCorrupt, size)
 		}
 		if err := fill(pos, size); err != nil {
-			return pos, err
+			return pos, gapped, err
 		}
 		b := buf[pos-bufStart : pos-bufStart+int64(size)]
 		h, err := record.CheckFrame(b)
 		if err != nil {
-			return pos, err
+			return pos, gapped, err
 		}
 		if !batchFollows(seg, &h, expect, maxNext) {
-			return pos, fmt.Errorf("%w: batch at %d has offsets [%d, +%d], expected %d (compacted %v)",
+			return pos, gapped, fmt.Errorf("%w: batch at %d has offsets [%d, +%d], expected %d (compacted %v)",
 				record.ErrCorrupt, pos, h.BaseOffset, h.LastOffsetDelta, expect, seg.compacted)
 		}
+		gapped = gapped || h.BaseOffset != expect
 		seg.track(&h, pos, interval)
 		expect = h.NextOffset()
 		pos += int64(size)
 	}
-	return pos, nil
+	// A segment followed by another must end where that one begins.
+	gapped = gapped || (maxNext != math.MaxInt64 && expect != maxNext)
+	return pos, gapped, nil
 }
 
 // batchFollows reports whether a batch with header h may come next in seg

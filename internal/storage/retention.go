@@ -196,7 +196,7 @@ func (l *Log) TruncateTo(next int64) error {
 	os.Remove(s.indexPath())
 	s.resetIndexes()
 	s.sealed.Store(false) // it is the active segment again
-	end, err := scanSegment(s, pos, cfg.IndexIntervalBytes, math.MaxInt64)
+	end, _, err := scanSegment(s, pos, cfg.IndexIntervalBytes, math.MaxInt64)
 	if err != nil || end != pos {
 		return l.failLocked(fmt.Errorf("rescan truncated segment %d: %v", s.base, err))
 	}
