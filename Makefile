@@ -41,6 +41,9 @@ fuzz:
 	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzDecodeFrames -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/replication/transport -run '^$$' -fuzz FuzzReadHello -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzApplyCommand -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transform -run '^$$' -fuzz FuzzDecodeOutput -fuzztime $(FUZZTIME)
+	$(GO) test ./sdk/go/transform -run '^$$' -fuzz FuzzProcess -fuzztime $(FUZZTIME)
+	$(GO) test ./sdk/go/transform -run '^$$' -fuzz FuzzConfigure -fuzztime $(FUZZTIME)
 
 # Cross-compile the binary for every supported platform.
 cross:

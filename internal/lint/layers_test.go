@@ -39,6 +39,13 @@ var allowed = map[string][]string{
 	// The fault-injection harness drives weir processes over Kafka, HTTP
 	// and signals only; it imports none of the broker.
 	"internal/chaos": {},
+	// Transforms: the WebAssembly runtime and the host ABI.
+	"internal/transform":               {"internal/record"},
+	"internal/transform/transformtest": {},
+	// The guest SDK and the example modules are built for wasip1 by users
+	// outside this module: they may import nothing internal.
+	"sdk/":      {"sdk/"},
+	"examples/": {"sdk/"},
 }
 
 func rulesFor(pkg string) ([]string, bool) {

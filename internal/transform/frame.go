@@ -1,0 +1,185 @@
+package transform
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/weir-dev/weir/internal/record"
+)
+
+// The byte layouts of the host ABI; docs/format/transform-abi.md is the
+// reference.
+
+const (
+	abiVersion      = 1
+	batchHeaderSize = 40
+	errorOutput     = 0xFF
+)
+
+// ErrBadOutput says a module returned bytes that do not decode as an
+// output frame.
+var ErrBadOutput = errors.New("module returned a malformed output frame")
+
+// Config is what an instance is initialized with.
+type Config struct {
+	Input   string
+	Outputs []string
+	Params  map[string]string
+}
+
+// appendInitFrame encodes c as the init frame.
+func appendInitFrame(dst []byte, c Config) []byte {
+	dst = binary.AppendUvarint(dst, abiVersion)
+	dst = appendStr(dst, c.Input)
+	dst = binary.AppendUvarint(dst, uint64(len(c.Outputs)))
+	for _, o := range c.Outputs {
+		dst = appendStr(dst, o)
+	}
+	names := make([]string, 0, len(c.Params))
+	for k := range c.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, k := range names {
+		dst = appendStr(dst, k)
+		dst = appendStr(dst, c.Params[k])
+	}
+	return dst
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// BatchInfo is the part of a Kafka batch header the input frame carries.
+type BatchInfo struct {
+	BaseOffset    int64
+	BaseTimestamp int64
+	MaxTimestamp  int64
+	NumRecords    int32
+	// LastOffset is the batch's last offset (its records may span more
+	// offsets than they number, after compaction).
+	LastOffset    int64
+	LogAppendTime bool
+}
+
+// appendInputFrame encodes an input frame: the fixed header, then the
+// records section of a Kafka v2 batch (uncompressed) as it is.
+func appendInputFrame(dst []byte, info BatchInfo, records []byte) []byte {
+	var h [batchHeaderSize]byte
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], abiVersion)
+	var flags uint32
+	if info.LogAppendTime {
+		flags |= 1
+	}
+	le.PutUint32(h[4:], flags)
+	le.PutUint64(h[8:], uint64(info.BaseOffset))
+	le.PutUint64(h[16:], uint64(info.BaseTimestamp))
+	le.PutUint64(h[24:], uint64(info.MaxTimestamp))
+	le.PutUint32(h[32:], uint32(info.NumRecords))
+	dst = append(dst, h[:]...)
+	return append(dst, records...)
+}
+
+// Output is one entry of an output frame: a record for output topic
+// Output, or (Err set) the report that the input record at SourceOffset
+// failed. Key, Value and header values alias the module's output and are
+// valid until the instance's next call.
+type Output struct {
+	Output       int
+	SourceOffset int64
+	Timestamp    int64
+	Key          []byte
+	Value        []byte
+	Headers      []record.RecordHeader
+	Err          string
+}
+
+// decodeOutput parses an output frame from a batch with the given base
+// offset and timestamp, appending to dst. nOutputs bounds the output index
+// and [base, last] the source offsets. b is untrusted (the module wrote
+// it).
+func decodeOutput(dst []Output, b []byte, baseOffset, baseTS, lastOffset int64, nOutputs int) ([]Output, error) {
+	for len(b) > 0 {
+		l, n := binary.Varint(b)
+		if n <= 0 || l < 1 || l > int64(len(b)-n) {
+			return dst, fmt.Errorf("%w: entry length", ErrBadOutput)
+		}
+		e := b[n : n+int(l)]
+		b = b[n+int(l):]
+		var o Output
+		idx := int(e[0])
+		e = e[1:]
+		var ok bool
+		var delta, ts int64
+		if delta, e, ok = varint(e); !ok || delta < 0 || delta > lastOffset-baseOffset {
+			return dst, fmt.Errorf("%w: source offset delta %d outside the batch", ErrBadOutput, delta)
+		}
+		o.SourceOffset = baseOffset + delta
+		if ts, e, ok = varint(e); !ok {
+			return dst, fmt.Errorf("%w: timestamp", ErrBadOutput)
+		}
+		o.Timestamp = baseTS + ts
+		if o.Key, e, ok = nbytes(e); !ok {
+			return dst, fmt.Errorf("%w: key", ErrBadOutput)
+		}
+		if o.Value, e, ok = nbytes(e); !ok {
+			return dst, fmt.Errorf("%w: value", ErrBadOutput)
+		}
+		var nh int64
+		if nh, e, ok = varint(e); !ok || nh < 0 || nh > int64(len(e)) {
+			return dst, fmt.Errorf("%w: header count", ErrBadOutput)
+		}
+		for range nh {
+			var k, v []byte
+			if k, e, ok = nbytes(e); !ok || k == nil {
+				return dst, fmt.Errorf("%w: header key", ErrBadOutput)
+			}
+			if v, e, ok = nbytes(e); !ok {
+				return dst, fmt.Errorf("%w: header value", ErrBadOutput)
+			}
+			o.Headers = append(o.Headers, record.RecordHeader{Key: string(k), Value: v})
+		}
+		if len(e) != 0 {
+			return dst, fmt.Errorf("%w: %d bytes after an entry", ErrBadOutput, len(e))
+		}
+		switch {
+		case idx == errorOutput:
+			o.Err = string(o.Value)
+			if o.Err == "" {
+				o.Err = "record failed"
+			}
+			o.Key, o.Value, o.Headers = nil, nil, nil
+		case idx >= max(nOutputs, 1):
+			return dst, fmt.Errorf("%w: output %d, but the transform has %d", ErrBadOutput, idx, max(nOutputs, 1))
+		default:
+			o.Output = idx
+		}
+		dst = append(dst, o)
+	}
+	return dst, nil
+}
+
+func varint(b []byte) (int64, []byte, bool) {
+	v, n := binary.Varint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func nbytes(b []byte) ([]byte, []byte, bool) {
+	l, b, ok := varint(b)
+	if !ok || l < -1 || l > int64(len(b)) {
+		return nil, b, false
+	}
+	if l == -1 {
+		return nil, b, true
+	}
+	return b[:l:l], b[l:], true
+}

@@ -1,0 +1,25 @@
+package transform
+
+import (
+	"testing"
+)
+
+// FuzzDecodeOutput feeds arbitrary bytes to the decoder of what a module
+// returns: it must never panic, and what it accepts must stay inside the
+// batch and the transform's outputs.
+func FuzzDecodeOutput(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0x0c, 0, 0, 0, 0x02, 'k', 0x02, 'v', 0})
+	f.Add([]byte{0x0a, errorOutput, 2, 0, 1, 0x04, 'e', 'r', 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		outs, err := decodeOutput(nil, b, 100, 5000, 109, 2)
+		if err != nil {
+			return
+		}
+		for _, o := range outs {
+			if o.SourceOffset < 100 || o.SourceOffset > 109 || o.Output < 0 || o.Output >= 2 {
+				t.Fatalf("accepted %+v", o)
+			}
+		}
+	})
+}

@@ -1,0 +1,318 @@
+package transform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/weir-dev/weir/internal/record"
+)
+
+// LogFunc receives what a module logs: lines it writes to stdout or
+// stderr and its log calls.
+type LogFunc func(line string)
+
+// Instance is one running copy of a module. It is not safe for concurrent
+// use. After ErrTrap or ErrBudget it is closed and every call fails; make
+// a new one from the Module.
+type Instance struct {
+	m        *Module
+	mod      api.Module
+	mem      api.Memory
+	alloc    api.Function
+	process  api.Function
+	snapshot api.Function
+	restore  api.Function
+	kind     Kind
+	cfg      Config
+	log      LogFunc
+	stack    [2]uint64
+	inPtr    uint32 // the module's input buffer
+	inCap    uint32 // its size as last asked for
+	errMsg   string // set by the module's set_error
+	out      []byte
+	outs     []Output
+	broken   error
+}
+
+type instanceKey struct{}
+
+func instanceFrom(ctx context.Context) *Instance {
+	i, _ := ctx.Value(instanceKey{}).(*Instance)
+	return i
+}
+
+// lineWriter hands complete lines of a module's stdout/stderr to a LogFunc.
+type lineWriter struct {
+	log LogFunc
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			break
+		}
+		w.log(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 4096 {
+		w.log(string(w.buf))
+		w.buf = w.buf[:0]
+	}
+	return len(p), nil
+}
+
+// Instantiate starts an instance and initializes it with cfg. The module
+// sees no filesystem, network, environment or real clock.
+func (m *Module) Instantiate(ctx context.Context, cfg Config, log LogFunc) (*Instance, error) {
+	if log == nil {
+		log = func(string) {}
+	}
+	i := &Instance{m: m, cfg: cfg, log: log}
+	w := &lineWriter{log: log}
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStdout(w).WithStderr(w).WithStdin(eofReader{}).
+		WithStartFunctions("_initialize")
+	callCtx, cancel := i.callContext(ctx)
+	defer cancel()
+	mod, err := m.r.rt.InstantiateModule(callCtx, m.cm, mc)
+	if err != nil {
+		return nil, i.callError(callCtx, "start", err)
+	}
+	i.mod = mod
+	i.mem = mod.Memory()
+	i.alloc = mod.ExportedFunction("weir_alloc")
+	i.process = mod.ExportedFunction("weir_process")
+	i.snapshot = mod.ExportedFunction("weir_snapshot")
+	i.restore = mod.ExportedFunction("weir_restore")
+	frame := appendInitFrame(nil, cfg)
+	if err := i.write(ctx, frame); err != nil {
+		i.Close(ctx)
+		return nil, err
+	}
+	k, err := i.call(ctx, mod.ExportedFunction("weir_init"), uint64(len(frame)))
+	if err != nil {
+		i.Close(ctx)
+		return nil, err
+	}
+	if int32(k) < 0 {
+		i.Close(ctx)
+		return nil, fmt.Errorf("%w: init: %s", ErrModule, i.takeError())
+	}
+	i.kind = Kind(int32(k))
+	if i.kind < KindFilter || i.kind > KindAggregate {
+		i.Close(ctx)
+		return nil, fmt.Errorf("%w: init returned unknown kind %d", ErrInvalidModule, int32(k))
+	}
+	return i, nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// Kind is what the module said it does.
+func (i *Instance) Kind() Kind { return i.kind }
+
+// Close stops the instance.
+func (i *Instance) Close(ctx context.Context) {
+	if i.mod != nil {
+		i.mod.Close(ctx)
+	}
+	if i.broken == nil {
+		i.broken = errors.New("transform instance closed")
+	}
+}
+
+func (i *Instance) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithValue(ctx, instanceKey{}, i), i.m.r.budget)
+}
+
+// call runs one export with the time budget.
+func (i *Instance) call(ctx context.Context, fn api.Function, args ...uint64) (uint64, error) {
+	if i.broken != nil {
+		return 0, i.broken
+	}
+	callCtx, cancel := i.callContext(ctx)
+	defer cancel()
+	copy(i.stack[:], args)
+	if err := fn.CallWithStack(callCtx, i.stack[:]); err != nil {
+		err = i.callError(callCtx, fn.Definition().Name(), err)
+		i.broken = err
+		i.mod.Close(ctx)
+		return 0, err
+	}
+	return i.stack[0], nil
+}
+
+func (i *Instance) callError(callCtx context.Context, what string, err error) error {
+	if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%s, budget %s)", ErrBudget, what, i.m.r.budget)
+	}
+	if ctxErr := callCtx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	msg := err.Error()
+	if i.errMsg != "" {
+		msg = i.takeError() + ": " + msg
+	}
+	return fmt.Errorf("%w in %s: %s", ErrTrap, what, msg)
+}
+
+func (i *Instance) takeError() string {
+	msg := i.errMsg
+	i.errMsg = ""
+	if msg == "" {
+		msg = "no message"
+	}
+	return msg
+}
+
+// write copies b into the module's input buffer, growing it first if need
+// be.
+func (i *Instance) write(ctx context.Context, b ...[]byte) error {
+	n := 0
+	for _, p := range b {
+		n += len(p)
+	}
+	if uint32(n) > i.inCap || i.inCap == 0 {
+		want := max(uint32(n), 2*i.inCap, 64<<10)
+		ptr, err := i.call(ctx, i.alloc, uint64(want))
+		if err != nil {
+			return err
+		}
+		i.inPtr, i.inCap = uint32(ptr), want
+	}
+	at := i.inPtr
+	for _, p := range b {
+		if !i.mem.Write(at, p) {
+			i.broken = fmt.Errorf("%w: input buffer [%d, +%d] outside its memory", ErrTrap, i.inPtr, n)
+			i.mod.Close(ctx)
+			return i.broken
+		}
+		at += uint32(len(p))
+	}
+	return nil
+}
+
+// Process runs the module over one batch: info and the batch's records
+// section, uncompressed. The outputs alias the instance's buffers and are
+// valid until its next call. A record the module failed on comes back as
+// an Output with Err set; an error means the whole batch failed.
+func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) ([]Output, error) {
+	var hdr [batchHeaderSize]byte
+	frame := appendInputFrame(hdr[:0], info, nil)
+	if err := i.write(ctx, frame, records); err != nil {
+		return nil, err
+	}
+	res, err := i.call(ctx, i.process, uint64(len(frame)+len(records)))
+	if err != nil {
+		return nil, err
+	}
+	if int64(res) < 0 {
+		return nil, fmt.Errorf("%w: %s", ErrModule, i.takeError())
+	}
+	ptr, n := uint32(res>>32), uint32(res)
+	view, ok := i.mem.Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("%w: output [%d, +%d] outside its memory", ErrBadOutput, ptr, n)
+	}
+	i.out = append(i.out[:0], view...)
+	last := info.BaseOffset + int64(max(info.NumRecords, 1)) - 1
+	if info.NumRecords > 0 {
+		// A batch's records may span more offsets than it has records
+		// (compaction), so the bound is the last offset the caller gave.
+		last = max(last, info.LastOffset)
+	}
+	i.outs, err = decodeOutput(i.outs[:0], i.out, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
+	return i.outs, err
+}
+
+// ProcessBatch runs the module over a stored Kafka v2 batch (any codec).
+func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return nil, err
+	}
+	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
+		return nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
+	}
+	body := batch[record.HeaderSize:h.Size()]
+	if c := h.Compression(); c != record.CompressionNone {
+		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Release(buf)
+		body = buf
+	}
+	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
+	return i.Process(ctx, info, body)
+}
+
+// Snapshot returns an aggregate's state (nil for modules that keep none).
+func (i *Instance) Snapshot(ctx context.Context) ([]byte, error) {
+	if i.snapshot == nil {
+		return nil, nil
+	}
+	res, err := i.call(ctx, i.snapshot)
+	if err != nil {
+		return nil, err
+	}
+	view, ok := i.mem.Read(uint32(res>>32), uint32(res))
+	if !ok {
+		return nil, fmt.Errorf("%w: snapshot outside its memory", ErrBadOutput)
+	}
+	return append([]byte(nil), view...), nil
+}
+
+// Restore gives an aggregate back the state Snapshot returned.
+func (i *Instance) Restore(ctx context.Context, state []byte) error {
+	if i.restore == nil || state == nil {
+		return nil
+	}
+	if err := i.write(ctx, state); err != nil {
+		return err
+	}
+	res, err := i.call(ctx, i.restore, uint64(len(state)))
+	if err != nil {
+		return err
+	}
+	if int32(res) < 0 {
+		return fmt.Errorf("%w: restore: %s", ErrModule, i.takeError())
+	}
+	return nil
+}
+
+// Host functions of the "weir" module.
+
+func hostSetError(ctx context.Context, mod api.Module, stack []uint64) {
+	i := instanceFrom(ctx)
+	if i == nil {
+		return
+	}
+	b, ok := mod.Memory().Read(uint32(stack[0]), min(uint32(stack[1]), 4096))
+	if ok {
+		i.errMsg = string(b)
+	}
+}
+
+func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	i := instanceFrom(ctx)
+	if i == nil {
+		return
+	}
+	if b, ok := mod.Memory().Read(uint32(stack[1]), min(uint32(stack[2]), 4096)); ok {
+		i.log(string(b))
+	}
+}

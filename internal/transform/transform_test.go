@@ -1,0 +1,257 @@
+package transform_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/transform"
+	"github.com/weir-dev/weir/internal/transform/transformtest"
+)
+
+func newRuntime(t testing.TB, o transform.Options) *transform.Runtime {
+	t.Helper()
+	r, err := transform.NewRuntime(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+func instance(t testing.TB, r *transform.Runtime, pkg string, cfg transform.Config) *transform.Instance {
+	t.Helper()
+	ctx := context.Background()
+	m, err := r.Compile(ctx, transformtest.Build(t, pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := m.Instantiate(ctx, cfg, func(line string) { t.Log("module:", line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { i.Close(ctx) })
+	return i
+}
+
+// batch builds a stored batch at base with the given values (key "k<i>",
+// a header, timestamps 1000+i).
+func batch(t testing.TB, base int64, c record.Compression, values ...string) []byte {
+	t.Helper()
+	recs := make([]record.Record, len(values))
+	for i, v := range values {
+		recs[i] = record.Record{OffsetDelta: int32(i), TimestampDelta: int64(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(v),
+			Headers: []record.RecordHeader{{Key: "h", Value: []byte(v)}}}
+	}
+	b, err := record.Build(record.BatchOptions{FirstTimestamp: 1000, Compression: c, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record.SetBaseOffset(b, base)
+	return b
+}
+
+func TestMapEveryCodec(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "examples/uppercase", transform.Config{Input: "in", Outputs: []string{"out"}})
+	if i.Kind() != transform.KindMap {
+		t.Fatalf("kind %v", i.Kind())
+	}
+	d := record.NewDecompressor()
+	defer d.Close()
+	for _, c := range []record.Compression{record.CompressionNone, record.CompressionGzip, record.CompressionSnappy, record.CompressionLZ4, record.CompressionZstd} {
+		outs, err := i.ProcessBatch(context.Background(), batch(t, 500, c, "ab", "", "héllo"), d)
+		if err != nil {
+			t.Fatalf("codec %d: %v", c, err)
+		}
+		want := []string{"AB", "", "HÉLLO"}
+		if len(outs) != len(want) {
+			t.Fatalf("codec %d: %d outputs", c, len(outs))
+		}
+		for k, o := range outs {
+			if string(o.Value) != want[k] || string(o.Key) != fmt.Sprintf("k%d", k) || o.SourceOffset != int64(500+k) ||
+				o.Timestamp != int64(1000+k) || o.Output != 0 || o.Err != "" || len(o.Headers) != 1 || o.Headers[0].Key != "h" {
+				t.Fatalf("codec %d output %d: %+v", c, k, o)
+			}
+		}
+	}
+}
+
+func TestFilterWithParams(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "examples/json-filter", transform.Config{Params: map[string]string{"field": "region", "equals": "eu"}})
+	if i.Kind() != transform.KindFilter {
+		t.Fatalf("kind %v", i.Kind())
+	}
+	outs, err := i.ProcessBatch(context.Background(), batch(t, 0, 0,
+		`{"region":"eu","n":1}`, `{"region":"us"}`, `not json`, `{"n":2}`, `{"region":"eu","n":3}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2 || outs[0].SourceOffset != 0 || outs[1].SourceOffset != 4 {
+		t.Fatalf("outputs %+v", outs)
+	}
+}
+
+func TestPIIMask(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "examples/pii-mask", transform.Config{Params: map[string]string{"fields": "ssn,email", "pattern": `\d{4}-\d{4}`}})
+	outs, err := i.ProcessBatch(context.Background(), batch(t, 0, 0,
+		`{"name":"Ann","email":"a@x.org","card":"1234-5678","inner":{"ssn":"1"}}`, `call 1111-2222 now`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2 || string(outs[0].Value) != `{"card":"***","email":"***","inner":{"ssn":"***"},"name":"Ann"}` ||
+		string(outs[1].Value) != "call *** now" {
+		t.Fatalf("outputs %q %q", outs[0].Value, outs[1].Value)
+	}
+}
+
+func TestFlatMapAndRecordErrors(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "examples/split-array", transform.Config{})
+	outs, err := i.ProcessBatch(context.Background(), batch(t, 10, 0, `[1,2,3]`, `{}`, `[]`, `["x"]`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range outs {
+		if o.Err != "" {
+			got = append(got, fmt.Sprintf("%d!", o.SourceOffset))
+			continue
+		}
+		got = append(got, fmt.Sprintf("%d:%s", o.SourceOffset, o.Value))
+	}
+	if strings.Join(got, " ") != `10:1 10:2 10:3 11! 13:"x"` {
+		t.Fatalf("outputs %v", got)
+	}
+}
+
+func TestAggregateSnapshotRestore(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	ctx := context.Background()
+	a := instance(t, r, "examples/key-counter", transform.Config{})
+	if a.Kind() != transform.KindAggregate {
+		t.Fatalf("kind %v", a.Kind())
+	}
+	if _, err := a.ProcessBatch(ctx, batch(t, 0, 0, "x", "y", "z"), nil); err != nil { // k0, k1, k2 once each
+		t.Fatal(err)
+	}
+	state, err := a.Snapshot(ctx)
+	if err != nil || len(state) == 0 {
+		t.Fatalf("snapshot %q: %v", state, err)
+	}
+	b := instance(t, r, "examples/key-counter", transform.Config{})
+	if err := b.Restore(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := b.ProcessBatch(ctx, batch(t, 3, 0, "x", "y"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2 || string(outs[0].Key) != "k0" || string(outs[0].Value) != "2" || string(outs[1].Value) != "2" {
+		t.Fatalf("counts after restore: %+v", outs)
+	}
+}
+
+// A module that loops, allocates without bound or panics is stopped, its
+// instance is discarded, and the runtime keeps serving other instances.
+func TestSandboxStopsBadModules(t *testing.T) {
+	// The budget stops the loop; the hog meets the memory cap long before
+	// its own, longer budget.
+	short := newRuntime(t, transform.Options{Budget: 300 * time.Millisecond})
+	small := newRuntime(t, transform.Options{Budget: time.Minute, MemoryLimit: 32 << 20})
+	r := short
+	ctx := context.Background()
+	cases := []struct {
+		r          *transform.Runtime
+		pkg, value string
+		want       error
+	}{
+		{short, "internal/transform/testdata/loop", "loop", transform.ErrBudget},
+		{small, "internal/transform/testdata/hog", "hog", transform.ErrTrap},
+		{short, "internal/transform/testdata/panics", "panic", transform.ErrTrap},
+	}
+	for _, c := range cases {
+		i := instance(t, c.r, c.pkg, transform.Config{})
+		if _, err := i.ProcessBatch(ctx, batch(t, 0, 0, "fine"), nil); err != nil {
+			t.Fatalf("%s: a good record failed: %v", c.pkg, err)
+		}
+		_, err := i.ProcessBatch(ctx, batch(t, 1, 0, "fine", c.value), nil)
+		if !errors.Is(err, c.want) {
+			t.Fatalf("%s: %v, want %v", c.pkg, err, c.want)
+		}
+		if _, err := i.ProcessBatch(ctx, batch(t, 3, 0, "fine"), nil); err == nil {
+			t.Fatalf("%s: the broken instance still answers", c.pkg)
+		}
+	}
+	// Unharmed: another instance of a good module.
+	up := instance(t, r, "examples/uppercase", transform.Config{})
+	if outs, err := up.ProcessBatch(ctx, batch(t, 0, 0, "ok"), nil); err != nil || string(outs[0].Value) != "OK" {
+		t.Fatalf("after the bad modules: %v %v", outs, err)
+	}
+	// An error a map returns fails only its record.
+	p := instance(t, r, "internal/transform/testdata/panics", transform.Config{})
+	outs, err := p.ProcessBatch(ctx, batch(t, 0, 0, "a", "fail", "b"), nil)
+	if err != nil || len(outs) != 3 || outs[1].Err != "cannot take this record" || outs[1].SourceOffset != 1 {
+		t.Fatalf("record error: %+v %v", outs, err)
+	}
+}
+
+func TestInvalidModulesRejected(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	ctx := context.Background()
+	if _, err := r.Compile(ctx, []byte("\x00asm garbage")); !errors.Is(err, transform.ErrInvalidModule) {
+		t.Fatalf("garbage: %v", err)
+	}
+	_, err := r.Compile(ctx, transformtest.Build(t, "internal/transform/testdata/command"))
+	if !errors.Is(err, transform.ErrInvalidModule) || !strings.Contains(err.Error(), "weir_abi_v1") {
+		t.Fatalf("a plain WASI command: %v", err)
+	}
+}
+
+func TestCompiledCodeIsCached(t *testing.T) {
+	dir := t.TempDir()
+	wasm := transformtest.Build(t, "examples/uppercase")
+	for round := range 2 {
+		r := newRuntime(t, transform.Options{CacheDir: dir})
+		if _, err := r.Compile(context.Background(), wasm); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("round %d: cache dir holds nothing: %v", round, err)
+		}
+		r.Close(context.Background())
+	}
+}
+
+func BenchmarkMap200B(b *testing.B) {
+	for _, pkg := range []string{"internal/transform/testdata/identity", "examples/uppercase"} {
+		b.Run(pkg[strings.LastIndexByte(pkg, '/')+1:], func(b *testing.B) { benchMap(b, pkg) })
+	}
+}
+
+func benchMap(b *testing.B, pkg string) {
+	r := newRuntime(b, transform.Options{})
+	i := instance(b, r, pkg, transform.Config{})
+	values := make([]string, 100)
+	for k := range values {
+		values[k] = strings.Repeat("v", 200)
+	}
+	in := batch(b, 0, 0, values...)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := i.ProcessBatch(ctx, in, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
+}

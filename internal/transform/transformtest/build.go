@@ -1,0 +1,40 @@
+// Package transformtest builds transform modules from Go source for tests.
+package transformtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BuildFile compiles the package at pkg (a path relative to the repository
+// root, such as "examples/uppercase") with GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared into the test's temporary directory and returns the
+// module's path. The go build cache makes a rebuild cheap.
+func BuildFile(t testing.TB, pkg string) string {
+	t.Helper()
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, msg)
+	}
+	return out
+}
+
+// Build is BuildFile, returning the module's bytes.
+func Build(t testing.TB, pkg string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(BuildFile(t, pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,301 @@
+package transform
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// The byte layouts of docs/format/transform-abi.md, independent of
+// WebAssembly so they can be tested natively.
+
+const (
+	abiVersion      = 1
+	batchHeaderSize = 40
+	// errorOutput marks an output entry that reports a failed input
+	// record instead of carrying a record.
+	errorOutput = 0xFF
+)
+
+var errFrame = errors.New("malformed frame")
+
+func frameErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errFrame}, args...)...)
+}
+
+// configure decodes the init frame into config.
+func configure(b []byte) (Kind, error) {
+	var c Config
+	v, b, ok := uvarint(b)
+	if !ok || v != abiVersion {
+		return 0, frameErr("init version %d", v)
+	}
+	var s []byte
+	if s, b, ok = str(b); !ok {
+		return 0, frameErr("input topic")
+	}
+	c.Input = string(s)
+	var n uint64
+	if n, b, ok = uvarint(b); !ok || n > uint64(len(b)) {
+		return 0, frameErr("output count")
+	}
+	for range n {
+		if s, b, ok = str(b); !ok {
+			return 0, frameErr("output topic")
+		}
+		c.Outputs = append(c.Outputs, string(s))
+	}
+	if n, b, ok = uvarint(b); !ok || n > uint64(len(b)) {
+		return 0, frameErr("parameter count")
+	}
+	c.Params = make(map[string]string, n)
+	for range n {
+		var k, v []byte
+		if k, b, ok = str(b); !ok {
+			return 0, frameErr("parameter name")
+		}
+		if v, b, ok = str(b); !ok {
+			return 0, frameErr("parameter value")
+		}
+		c.Params[string(k)] = string(v)
+	}
+	if len(b) != 0 {
+		return 0, frameErr("%d bytes after the init frame", len(b))
+	}
+	if handler == nil {
+		return 0, errors.New("the module registered no transform function (call transform.OnMap or another On... from init)")
+	}
+	config = c
+	return kind, nil
+}
+
+// processor runs the registered function over batches, reusing its
+// buffers from call to call.
+type processor struct {
+	out  []byte
+	rec  Record
+	hdrs []Header
+	// base is the batch's base offset and timestamp; cur the input
+	// record being processed.
+	baseOffset, baseTS int64
+	cur                *Record
+}
+
+// process decodes an input frame, calls the handler for each record and
+// returns the output frame, valid until the next call.
+func (p *processor) process(in []byte) ([]byte, error) {
+	if len(in) < batchHeaderSize {
+		return nil, frameErr("batch header of %d bytes", len(in))
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(in); v != abiVersion {
+		return nil, frameErr("batch version %d", v)
+	}
+	p.baseOffset = int64(le.Uint64(in[8:]))
+	p.baseTS = int64(le.Uint64(in[16:]))
+	count := int32(le.Uint32(in[32:]))
+	body := in[batchHeaderSize:]
+	p.out = p.out[:0]
+	for i := int32(0); i < count; i++ {
+		length, n := binary.Varint(body)
+		if n <= 0 || length < 0 || length > int64(len(body)-n) {
+			return nil, frameErr("record %d length", i)
+		}
+		if err := p.decode(body[n : n+int(length)]); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		body = body[n+int(length):]
+		p.cur = &p.rec
+		if err := handler(&p.rec, p.emit); err != nil {
+			p.emitError(err)
+		}
+	}
+	if len(body) != 0 {
+		return nil, frameErr("%d bytes after %d records", len(body), count)
+	}
+	return p.out, nil
+}
+
+// decode parses one Kafka v2 record body into p.rec.
+func (p *processor) decode(b []byte) error {
+	if len(b) < 1 {
+		return frameErr("empty record")
+	}
+	b = b[1:] // attributes: unused
+	tsDelta, b, ok := varint(b)
+	if !ok {
+		return frameErr("timestamp delta")
+	}
+	offDelta, b, ok := varint(b)
+	if !ok {
+		return frameErr("offset delta")
+	}
+	r := &p.rec
+	r.Timestamp, r.Offset, r.Output = p.baseTS+tsDelta, p.baseOffset+offDelta, 0
+	if r.Key, b, ok = nbytes(b); !ok {
+		return frameErr("key")
+	}
+	if r.Value, b, ok = nbytes(b); !ok {
+		return frameErr("value")
+	}
+	nh, b, ok := varint(b)
+	if !ok || nh < 0 || nh > int64(len(b)) {
+		return frameErr("header count")
+	}
+	p.hdrs = p.hdrs[:0]
+	for range nh {
+		var k, v []byte
+		if k, b, ok = nbytes(b); !ok || k == nil {
+			return frameErr("header key")
+		}
+		if v, b, ok = nbytes(b); !ok {
+			return frameErr("header value")
+		}
+		p.hdrs = append(p.hdrs, Header{Key: string(k), Value: v})
+	}
+	r.Headers = p.hdrs
+	if len(b) != 0 {
+		return frameErr("%d bytes after the record", len(b))
+	}
+	return nil
+}
+
+// emit appends an output record tied to the current input record.
+func (p *processor) emit(r *Record) {
+	if r.Output < 0 || r.Output >= errorOutput {
+		p.emitError(fmt.Errorf("output %d out of range", r.Output))
+		return
+	}
+	start := len(p.out)
+	p.out = append(p.out, 0, 0, 0, 0, 0) // room for the length, fixed up below
+	body := len(p.out)
+	p.out = append(p.out, byte(r.Output))
+	p.out = binary.AppendVarint(p.out, p.cur.Offset-p.baseOffset)
+	p.out = binary.AppendVarint(p.out, r.Timestamp-p.baseTS)
+	p.out = appendBytes(p.out, r.Key)
+	p.out = appendBytes(p.out, r.Value)
+	p.out = binary.AppendVarint(p.out, int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		p.out = appendBytes(p.out, []byte(h.Key))
+		p.out = appendBytes(p.out, h.Value)
+	}
+	p.fixLength(start, body)
+}
+
+// emitError appends an entry saying the current input record failed.
+func (p *processor) emitError(err error) {
+	start := len(p.out)
+	p.out = append(p.out, 0, 0, 0, 0, 0)
+	body := len(p.out)
+	p.out = append(p.out, errorOutput)
+	p.out = binary.AppendVarint(p.out, p.cur.Offset-p.baseOffset)
+	p.out = binary.AppendVarint(p.out, 0)
+	p.out = appendBytes(p.out, nil)
+	p.out = appendBytes(p.out, []byte(err.Error()))
+	p.out = binary.AppendVarint(p.out, 0)
+	p.fixLength(start, body)
+}
+
+// fixLength writes the varint length of the entry that starts at body in
+// the 5 bytes reserved at start, moving the body down if the varint is
+// shorter.
+func (p *processor) fixLength(start, body int) {
+	n := len(p.out) - body
+	var tmp [binary.MaxVarintLen64]byte
+	l := binary.PutVarint(tmp[:], int64(n))
+	copy(p.out[start:], tmp[:l])
+	if l < 5 {
+		copy(p.out[start+l:], p.out[body:])
+		p.out = p.out[:start+l+n]
+	}
+}
+
+// snapshot encodes the aggregate state, keys in order.
+func snapshot(dst []byte) []byte {
+	keys := make([]string, 0, len(state))
+	for k := range state {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+		dst = binary.AppendUvarint(dst, uint64(len(state[k])))
+		dst = append(dst, state[k]...)
+	}
+	return dst
+}
+
+// restore replaces the aggregate state with a snapshot.
+func restore(b []byte) error {
+	n, b, ok := uvarint(b)
+	if !ok || n > uint64(len(b)) {
+		return frameErr("state entry count")
+	}
+	s := make(mapState, n)
+	for range n {
+		var k, v []byte
+		if k, b, ok = str(b); !ok {
+			return frameErr("state key")
+		}
+		if v, b, ok = str(b); !ok {
+			return frameErr("state value")
+		}
+		s.Set(k, v)
+	}
+	if len(b) != 0 {
+		return frameErr("%d bytes after the state", len(b))
+	}
+	clear(state)
+	for k, v := range s {
+		state[k] = v
+	}
+	return nil
+}
+
+func uvarint(b []byte) (uint64, []byte, bool) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func varint(b []byte) (int64, []byte, bool) {
+	v, n := binary.Varint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+// str reads a uvarint-length-prefixed string.
+func str(b []byte) ([]byte, []byte, bool) {
+	l, b, ok := uvarint(b)
+	if !ok || l > uint64(len(b)) {
+		return nil, b, false
+	}
+	return b[:l:l], b[l:], true
+}
+
+// nbytes reads Kafka's zigzag-varint-length-prefixed bytes; -1 is null.
+func nbytes(b []byte) ([]byte, []byte, bool) {
+	l, b, ok := varint(b)
+	if !ok || l < -1 || l > int64(len(b)) {
+		return nil, b, false
+	}
+	if l == -1 {
+		return nil, b, true
+	}
+	return b[:l:l], b[l:], true
+}
+
+func appendBytes(dst, v []byte) []byte {
+	if v == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(v)))
+	return append(dst, v...)
+}
