@@ -10,9 +10,11 @@ import (
 	"github.com/weir-dev/weir/internal/cli/cluster"
 	"github.com/weir-dev/weir/internal/cli/consume"
 	"github.com/weir-dev/weir/internal/cli/group"
+	"github.com/weir-dev/weir/internal/cli/module"
 	"github.com/weir-dev/weir/internal/cli/node"
 	"github.com/weir-dev/weir/internal/cli/produce"
 	"github.com/weir-dev/weir/internal/cli/topic"
+	"github.com/weir-dev/weir/internal/cli/transform"
 )
 
 // addClientCommands adds the commands that talk to a running broker.
@@ -28,5 +30,7 @@ func addClientCommands(root *cobra.Command) {
 		group.New(params()),
 		cluster.New(params()),
 		node.New(os.LookupEnv),
+		module.New(params()),
+		transform.New(params()),
 	)
 }

@@ -57,6 +57,12 @@ type Config struct {
 	// LeaderRebalanceAfter: a leader that is not the preferred replica
 	// hands leadership back after leading this long.
 	LeaderRebalanceAfter time.Duration
+	// Transforms: the memory cap of a module instance (MiB), the time one
+	// batch may take, and how often the node re-reads the transform
+	// catalog and reports status.
+	TransformMemoryMB int
+	TransformBudget   time.Duration
+	TransformInterval time.Duration
 }
 
 // Clustered reports whether the node runs as part of a cluster.
@@ -88,6 +94,10 @@ func Default() Config {
 		HealAfter:            5 * time.Minute,
 		LeaderRebalanceAfter: 30 * time.Second,
 		RPCDialMap:           map[string]string{},
+
+		TransformMemoryMB: 128,
+		TransformBudget:   5 * time.Second,
+		TransformInterval: 2 * time.Second,
 	}
 }
 
@@ -210,6 +220,9 @@ func Settings() []Setting {
 		int32s("default-replication-factor", "replicas of topics created without a replication factor (at most the number of nodes)", func(c *Config) *int32 { return &c.ReplicationFactor }),
 		durations("heal-after", "in a cluster, how long a node may be offline before its replicas are re-created on other nodes", func(c *Config) *time.Duration { return &c.HealAfter }),
 		durations("leader-rebalance-after", "in a cluster, how long a leader that is not the preferred replica leads before handing leadership back", func(c *Config) *time.Duration { return &c.LeaderRebalanceAfter }),
+		ints("transform-memory-mb", "memory cap of each transform module instance, in MiB", func(c *Config) *int { return &c.TransformMemoryMB }),
+		durations("transform-budget", "how long a transform module may take over one batch before it is stopped", func(c *Config) *time.Duration { return &c.TransformBudget }),
+		durations("transform-interval", "how often a node re-reads the transform catalog, follows partition leaders and reports transform status", func(c *Config) *time.Duration { return &c.TransformInterval }),
 		durations("raft-tick", "Raft tick: heartbeats every tick, elections after 10 without a leader", func(c *Config) *time.Duration { return &c.RaftTick }),
 		{Key: "rpc-dial-map", Kind: "map", Usage: "testing: dial B to reach the node at rpc address A, as A=B[,A=B]",
 			get: func(c *Config) string { return formatMap(c.RPCDialMap) },
@@ -357,6 +370,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID < 0 {
 		bad("node-id must be 0 or more, got %d", c.NodeID)
+	}
+	if c.TransformMemoryMB < 1 || c.TransformMemoryMB > 4096 {
+		bad("transform-memory-mb must be 1 to 4096, got %d", c.TransformMemoryMB)
+	}
+	if c.TransformBudget <= 0 || c.TransformInterval <= 0 {
+		bad("transform-budget and transform-interval must be positive")
 	}
 	if c.Clustered() {
 		if c.NodeID < 1 {

@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"internal/storage":           {"internal/record", "internal/clock"},
 	"internal/broker":            {"internal/storage", "internal/record", "internal/clock", "internal/group", "internal/cluster", "internal/replication"},
 	"internal/kafka":             {"internal/broker", "internal/storage", "internal/record", "internal/clock", "internal/group"},
-	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka", "internal/cluster"},
+	"internal/server":            {"internal/api", "internal/broker", "internal/clock", "internal/config", "internal/kafka", "internal/cluster", "internal/streams", "internal/transform"},
 	"internal/server/servertest": {"internal/server", "internal/config"},
 	"internal/cli":               {"internal/cli/"},
 	"internal/cli/serve":         {"internal/config", "internal/server"},
@@ -33,15 +33,22 @@ var allowed = map[string][]string{
 	// Cluster: the controller and its metadata, on the replication engine.
 	"internal/cluster": {"internal/replication", "internal/replication/transport", "internal/storage", "internal/record", "internal/clock"},
 	// Client commands talk to brokers over the network only.
-	"internal/cli/":        {"internal/cli/", "internal/record"},
-	"internal/cli/clitest": {"internal/cli", "internal/cli/", "internal/server/servertest", "internal/config"},
-	"cmd/weir":             {"internal/cli"},
+	"internal/cli/": {"internal/cli/", "internal/record"},
+	// Transform commands check modules locally and use the catalog.
+	"internal/cli/module":    {"internal/cli/", "internal/record", "internal/hub", "internal/transform"},
+	"internal/cli/transform": {"internal/cli/", "internal/record", "internal/hub", "internal/transform"},
+	"internal/cli/clitest":   {"internal/cli", "internal/cli/", "internal/server/servertest", "internal/config"},
+	"cmd/weir":               {"internal/cli"},
 	// The fault-injection harness drives weir processes over Kafka, HTTP
 	// and signals only; it imports none of the broker.
 	"internal/chaos": {},
 	// Transforms: the WebAssembly runtime and the host ABI.
 	"internal/transform":               {"internal/record"},
 	"internal/transform/transformtest": {},
+	// The transform catalog (modules, definitions, status) over Kafka, and
+	// the engine that runs deployed transforms on partition leaders.
+	"internal/hub":     {"internal/transform"},
+	"internal/streams": {"internal/hub", "internal/transform", "internal/record"},
 	// The guest SDK and the example modules are built for wasip1 by users
 	// outside this module: they may import nothing internal.
 	"sdk/":      {"sdk/"},

@@ -16,12 +16,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weir-dev/weir/internal/api"
 	"github.com/weir-dev/weir/internal/broker"
 	"github.com/weir-dev/weir/internal/clock"
 	"github.com/weir-dev/weir/internal/cluster"
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/kafka"
+	"github.com/weir-dev/weir/internal/streams"
+	"github.com/weir-dev/weir/internal/transform"
 )
 
 // Server is one running Weir node.
@@ -36,6 +40,10 @@ type Server struct {
 	ready  atomic.Bool
 	// cluster is the node's controller in cluster mode.
 	cluster *cluster.Controller
+	// wasm runs transform modules; transforms runs this node's share of
+	// the deployed ones.
+	wasm       *transform.Runtime
+	transforms *streams.Engine
 }
 
 // Option adjusts how New builds a server.
@@ -107,6 +115,10 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.broker = b
+	if err := s.openTransforms(cfg, o); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.kafka = kafka.New(kafka.Config{MaxRequestBytes: cfg.MaxRequestBytes, AdvertisedHost: host, AdvertisedPort: port}, b, o.clock, o.logger)
 	s.http = &http.Server{Handler: api.NewHandler(s), ReadHeaderTimeout: 10 * time.Second}
 	o.logger.Info("broker opened", "data_dir", cfg.DataDir, "topics", len(b.Topics()), "recovery", time.Since(start).Round(time.Microsecond))
@@ -208,12 +220,42 @@ func (s *Server) Healthy() (bool, string) {
 	return true, ""
 }
 
+// openTransforms makes the module runtime (compiled code cached in the
+// data directory) and the engine that runs deployed transforms.
+func (s *Server) openTransforms(cfg config.Config, o options) error {
+	rt, err := transform.NewRuntime(context.Background(), transform.Options{
+		CacheDir:    transformCacheDir(cfg.DataDir),
+		MemoryLimit: int64(cfg.TransformMemoryMB) << 20,
+		Budget:      cfg.TransformBudget,
+		Logger:      o.logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.wasm = rt
+	s.transforms, err = streams.New(streams.Config{
+		NodeID:   cfg.NodeID,
+		Client:   []kgo.Opt{kgo.SeedBrokers(s.kafkaL.Addr().String())},
+		Runtime:  rt,
+		Source:   transformSource{s.broker},
+		Logger:   o.logger,
+		Interval: cfg.TransformInterval,
+	})
+	return err
+}
+
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, answer in-flight requests, close the logs cleanly.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.kafka.Serve(s.kafkaL) }()
 	go func() { errc <- s.http.Serve(s.httpL) }()
+	tctx, stopTransforms := context.WithCancel(context.Background())
+	transformsDone := make(chan struct{})
+	go func() {
+		defer close(transformsDone)
+		s.transforms.Run(tctx)
+	}()
 	s.ready.Store(true)
 	s.logger.Info("weir is ready", "kafka", s.kafkaL.Addr().String(), "http", s.httpL.Addr().String())
 
@@ -225,6 +267,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.ready.Store(false)
 	s.logger.Info("shutting down")
+	// Transforms stop first, while they can still commit their progress.
+	stopTransforms()
+	<-transformsDone
+	s.wasm.Close(context.Background())
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.kafka.Shutdown(sctx); err != nil {
@@ -251,6 +297,9 @@ func (s *Server) Run(ctx context.Context) error {
 // Close releases a server that was created but never run.
 func (s *Server) Close() error {
 	s.closeListeners()
+	if s.wasm != nil {
+		s.wasm.Close(context.Background())
+	}
 	err := s.broker.Close()
 	if s.cluster != nil {
 		err = errors.Join(err, s.cluster.Close())

@@ -1,0 +1,236 @@
+package transform_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/cli/clitest"
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/server/servertest"
+	"github.com/weir-dev/weir/internal/transform/transformtest"
+)
+
+func startNode(t *testing.T) *servertest.Node {
+	return servertest.Start(t, func(c *config.Config) {
+		c.TransformInterval = 50 * time.Millisecond
+		c.DefaultPartitions = 3
+	})
+}
+
+func client(t *testing.T, n *servertest.Node, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.Addr())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produce(t *testing.T, cl *kgo.Client, topic string, from, to int, value func(i int) string) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(value(i))})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consumeN reads topic from the start until it has n records, and fails if
+// it then finds more within a short final poll.
+func consumeN(t *testing.T, n *servertest.Node, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl := client(t, n, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: read %d of %d records", topic, len(got), want)
+		}
+		got = append(got, fs.Records()...)
+	}
+	if len(got) != want {
+		t.Fatalf("%s: %d records, want %d", topic, len(got), want)
+	}
+	return got
+}
+
+func TestDeployedMapSurvivesRestart(t *testing.T) {
+	node := startNode(t)
+	module := transformtest.BuildFile(t, "examples/uppercase")
+	brokers := "--brokers=" + node.Addr()
+	adm := kadm.NewClient(client(t, node))
+	if _, err := adm.CreateTopic(context.Background(), 3, 1, nil, "words"); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, node)
+	produce(t, cl, "words", 0, 300, func(i int) string { return fmt.Sprintf("word-%d", i) })
+
+	out := clitest.MustRun(t, "", "transform", "deploy", "upper", brokers, "--module", module,
+		"--input", "words", "--output", "WORDS", "--from", "beginning")
+	if !strings.Contains(out.Stdout, "upper@0.0.0-") {
+		t.Fatalf("deploy printed %q", out.Stdout)
+	}
+	produce(t, cl, "words", 300, 600, func(i int) string { return fmt.Sprintf("word-%d", i) })
+	consumeN(t, node, "WORDS", 600)
+
+	node.Restart()
+	cl = client(t, node)
+	produce(t, cl, "words", 600, 900, func(i int) string { return fmt.Sprintf("word-%d", i) })
+	got := consumeN(t, node, "WORDS", 900)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[string(r.Value)]++
+		if !strings.HasPrefix(string(r.Value), "WORD-") || !strings.HasPrefix(string(r.Key), "k") {
+			t.Fatalf("output %s=%s", r.Key, r.Value)
+		}
+	}
+	for i := range 900 {
+		if c := seen[fmt.Sprintf("WORD-%d", i)]; c != 1 {
+			t.Fatalf("WORD-%d appears %d times", i, c)
+		}
+	}
+
+	// describe and list report every partition caught up.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var d struct {
+			Module     string `json:"module"`
+			Partitions []struct {
+				Partition int32  `json:"partition"`
+				State     string `json:"state"`
+				Lag       int64  `json:"lag"`
+				RecordsIn int64  `json:"records_in"`
+			} `json:"partitions"`
+		}
+		res := clitest.MustRun(t, "", "transform", "describe", "upper", brokers, "--format", "json")
+		if err := json.Unmarshal([]byte(res.Stdout), &d); err != nil {
+			t.Fatal(err)
+		}
+		caught := len(d.Partitions) == 3
+		for _, p := range d.Partitions {
+			caught = caught && p.State == "running" && p.Lag == 0
+		}
+		if caught {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("describe never showed 3 caught-up partitions: %s", res.Stdout)
+		}
+		time.Sleep(50 * time.Millisecond) // status is reported every transform-interval
+	}
+	list := clitest.MustRun(t, "", "transform", "list", brokers)
+	if !strings.Contains(list.Stdout, "upper") || !strings.Contains(list.Stdout, "running") {
+		t.Fatalf("list: %s", list.Stdout)
+	}
+}
+
+func TestKindsAndErrorPolicies(t *testing.T) {
+	node := startNode(t)
+	brokers := "--brokers=" + node.Addr()
+	cl := client(t, node)
+	adm := kadm.NewClient(cl)
+	for _, topic := range []string{"events", "arrays", "clicks"} {
+		if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// filter with parameters
+	clitest.MustRun(t, "", "transform", "deploy", "eu-only", brokers, "--module", transformtest.BuildFile(t, "examples/json-filter"),
+		"--input", "events", "--output", "events-eu", "--param", "field=region", "--param", "equals=eu")
+	// flat-map, with a record that is not an array dead-lettered
+	clitest.MustRun(t, "", "transform", "deploy", "split", brokers, "--module", transformtest.BuildFile(t, "examples/split-array"),
+		"--input", "arrays", "--output", "items", "--on-error", "dead-letter")
+	// aggregate
+	clitest.MustRun(t, "", "transform", "deploy", "count", brokers, "--module", transformtest.BuildFile(t, "examples/key-counter"),
+		"--input", "clicks", "--output", "click-counts")
+
+	produce(t, cl, "events", 0, 40, func(i int) string {
+		if i%4 == 0 {
+			return fmt.Sprintf(`{"region":"eu","i":%d}`, i)
+		}
+		return fmt.Sprintf(`{"region":"us","i":%d}`, i)
+	})
+	produce(t, cl, "arrays", 0, 10, func(i int) string {
+		if i == 5 {
+			return "not an array"
+		}
+		return fmt.Sprintf("[%d,%d]", i, i)
+	})
+	var clicks []*kgo.Record
+	for i := range 30 {
+		clicks = append(clicks, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprintf("page%d", i%3)), Value: []byte("x")})
+	}
+	if err := cl.ProduceSync(context.Background(), clicks...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, r := range consumeN(t, node, "events-eu", 10) {
+		if !strings.Contains(string(r.Value), `"eu"`) {
+			t.Fatalf("filter let through %s", r.Value)
+		}
+	}
+	items := map[string]int{}
+	for _, r := range consumeN(t, node, "items", 18) { // spread over the output's partitions by key
+		items[string(r.Value)]++
+	}
+	for i := range 10 {
+		if want := 2 * min(1, abs(i-5)); items[fmt.Sprint(i)] != want {
+			t.Fatalf("item %d appears %d times, want %d: %v", i, items[fmt.Sprint(i)], want, items)
+		}
+	}
+	dead := consumeN(t, node, "split.dead-letter", 1)
+	if string(dead[0].Value) != "not an array" || !hasHeader(dead[0], "weir.error") {
+		t.Fatalf("dead letter %s %v", dead[0].Value, dead[0].Headers)
+	}
+	counts := consumeN(t, node, "click-counts", 30)
+	last := map[string]string{} // per key, in order within the key's partition
+	for _, r := range counts {
+		last[string(r.Key)] = string(r.Value)
+	}
+	if last["page0"] != "10" || last["page1"] != "10" || last["page2"] != "10" {
+		t.Fatalf("counts %v", last)
+	}
+
+	// The aggregate keeps counting across a restart: its state is saved
+	// with its progress.
+	node.Restart()
+	cl = client(t, node)
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "clicks", Key: []byte("page0"), Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	counts = consumeN(t, node, "click-counts", 31)
+	for _, r := range counts {
+		last[string(r.Key)] = string(r.Value)
+	}
+	if last["page0"] != "11" {
+		t.Fatalf("after restart page0 counts %s", last["page0"])
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func hasHeader(r *kgo.Record, key string) bool {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/weir-dev/weir/internal/broker"
+	"github.com/weir-dev/weir/internal/streams"
+)
+
+// transformSource is the broker as the transform engine reads it.
+type transformSource struct{ b *broker.Broker }
+
+func (s transformSource) partition(topic string, p int32) (*broker.Partition, error) {
+	t, ok := s.b.Topic(topic)
+	if !ok {
+		return nil, broker.ErrUnknownTopicOrPartition
+	}
+	part, ok := t.Partition(p)
+	if !ok {
+		return nil, broker.ErrUnknownTopicOrPartition
+	}
+	return part, nil
+}
+
+func (s transformSource) Led(topic string) []int32 {
+	t, ok := s.b.Topic(topic)
+	if !ok {
+		return nil
+	}
+	var out []int32
+	for _, p := range t.Partitions() {
+		if p.Serving() == nil {
+			out = append(out, p.Index())
+		}
+	}
+	return out
+}
+
+func (s transformSource) Read(topic string, p int32, offset int64, maxBytes int) (streams.Batches, error) {
+	part, err := s.partition(topic, p)
+	if err != nil {
+		return streams.Batches{}, err
+	}
+	res, err := part.Read(nil, offset, maxBytes, true, true)
+	out := streams.Batches{Data: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}
+	if errors.Is(err, broker.ErrOffsetOutOfRange) {
+		out.LogStartOffset = part.LogStartOffset()
+		return out, streams.ErrOffsetOutOfRange
+	}
+	for _, a := range res.Aborted {
+		out.Aborted = append(out.Aborted, streams.Aborted{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+	}
+	return out, err
+}
+
+func (s transformSource) Changed(topic string, p int32) (<-chan struct{}, error) {
+	part, err := s.partition(topic, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := part.Serving(); err != nil {
+		return nil, err
+	}
+	return part.Changed(), nil
+}
+
+func transformCacheDir(dataDir string) string { return filepath.Join(dataDir, "transform-cache") }

@@ -1,0 +1,364 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/hub"
+	"github.com/weir-dev/weir/internal/record"
+	"github.com/weir-dev/weir/internal/transform"
+)
+
+// runner runs one transform on one input partition.
+type runner struct {
+	e         *Engine
+	def       hub.Definition
+	partition int32
+	module    *transform.Module
+	cancel    context.CancelFunc
+	finished  chan struct{}
+	d         *record.Decompressor
+
+	// Progress, read by report from the engine's goroutine.
+	offset, end   atomic.Int64
+	in, out, errs atomic.Int64
+	isFailed      atomic.Bool
+	mu            sync.Mutex
+	lastErr       string
+	lastReport    time.Time
+	lastIn        int64
+}
+
+// maxReadBytes bounds one read of the input.
+const maxReadBytes = 1 << 20
+
+// finishTimeout bounds how long a stopping runner keeps finishing the
+// batches it started.
+const finishTimeout = 30 * time.Second
+
+func newRunner(e *Engine, d hub.Definition, partition int32, m *transform.Module, cancel context.CancelFunc) *runner {
+	return &runner{e: e, def: d, partition: partition, module: m, cancel: cancel, finished: make(chan struct{}), lastReport: time.Now()}
+}
+
+func (r *runner) stop() { r.cancel() }
+
+func (r *runner) done() bool {
+	select {
+	case <-r.finished:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *runner) failed() bool { return r.isFailed.Load() }
+
+func (r *runner) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err.Error()
+	r.mu.Unlock()
+}
+
+// report writes the runner's status.
+func (r *runner) report(ctx context.Context) {
+	state := "running"
+	switch {
+	case r.failed():
+		state = "failed"
+	case r.done():
+		state = "stopped"
+	}
+	now := time.Now()
+	r.mu.Lock()
+	in := r.in.Load()
+	rate := float64(in-r.lastIn) / max(now.Sub(r.lastReport).Seconds(), 1e-3)
+	r.lastIn, r.lastReport = in, now
+	s := hub.Status{Transform: r.def.Name, Partition: r.partition, Node: r.e.cfg.NodeID, State: state,
+		Offset: r.offset.Load(), End: r.end.Load(), RecordsIn: in, RecordsOut: r.out.Load(), Errors: r.errs.Load(),
+		RateIn: rate, LastError: r.lastErr, Updated: now}
+	r.mu.Unlock()
+	r.e.report(ctx, s)
+}
+
+func (r *runner) log(line string) {
+	r.e.hub.PutLog(r.def.Name, hub.LogLine{Time: time.Now(), Partition: r.partition, Node: r.e.cfg.NodeID, Line: line})
+}
+
+func (r *runner) fail(ctx context.Context, err error) {
+	r.isFailed.Store(true)
+	r.setErr(err)
+	r.log("stopped: " + err.Error())
+	r.e.logger.Warn("transform stopped", "transform", r.def.Name, "partition", r.partition, "err", err)
+	r.report(ctx)
+}
+
+// run processes the partition until ctx ends, leadership moves away, or
+// the error policy stops it.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.finished)
+	defer r.cancel()
+	r.d = record.NewDecompressor()
+	defer r.d.Close()
+
+	inst, offset, err := r.start(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fail(ctx, err)
+		}
+		return
+	}
+	defer func() { inst.Close(context.Background()) }()
+	r.offset.Store(offset)
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		changed, err := r.e.cfg.Source.Changed(r.def.Input, r.partition)
+		if err != nil {
+			return // not led here any more
+		}
+		res, err := r.e.cfg.Source.Read(r.def.Input, r.partition, offset, maxReadBytes)
+		if errors.Is(err, ErrOffsetOutOfRange) && offset < res.LogStartOffset {
+			r.log(fmt.Sprintf("offsets %d to %d were deleted by retention before they were processed", offset, res.LogStartOffset-1))
+			offset = res.LogStartOffset
+			continue
+		}
+		if err != nil {
+			return // leadership moved; the engine restarts us where we lead
+		}
+		r.end.Store(res.HighWatermark)
+		if len(res.Data) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		// Once outputs start going out, the batch is finished (outputs
+		// acknowledged, progress committed) even if the runner is told to
+		// stop meanwhile, so a clean shutdown or a pause repeats nothing.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		next, err := r.processBatches(wctx, &inst, offset, res)
+		cancel()
+		if err != nil {
+			if errors.Is(err, errStop) {
+				r.fail(ctx, err)
+				return
+			}
+			// Outputs could not be written or progress saved: retry
+			// the same input after a pause.
+			r.setErr(err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		offset = next
+		r.offset.Store(offset)
+	}
+}
+
+// start instantiates the module and finds where to resume.
+func (r *runner) start(ctx context.Context) (*transform.Instance, int64, error) {
+	inst, err := r.instantiate(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	offset := r.def.StartOffsets[r.partition]
+	if inst.Kind() == transform.KindAggregate {
+		st, ok, err := r.e.hub.LoadState(ctx, r.def.Name, r.partition)
+		if err != nil {
+			inst.Close(ctx)
+			return nil, 0, err
+		}
+		if ok {
+			if err := inst.Restore(ctx, st.Data); err != nil {
+				inst.Close(ctx)
+				return nil, 0, err
+			}
+			return inst, st.Offset, nil
+		}
+	}
+	if o, ok, err := r.e.hub.Committed(ctx, r.def, r.partition); err != nil {
+		inst.Close(ctx)
+		return nil, 0, err
+	} else if ok {
+		offset = o
+	}
+	return inst, offset, nil
+}
+
+func (r *runner) instantiate(ctx context.Context) (*transform.Instance, error) {
+	cfg := transform.Config{Input: r.def.Input, Outputs: r.def.Outputs, Params: r.def.Params}
+	return r.module.Instantiate(ctx, cfg, r.log)
+}
+
+// errStop marks a failure the error policy says to stop on.
+var errStop = errors.New("stopped by the error policy")
+
+// processBatches runs the module over the batches read, writes the outputs
+// and saves progress. It returns the offset to continue from.
+func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, from int64, res Batches) (int64, error) {
+	var outs []*kgo.Record
+	var dead []*kgo.Record
+	next := from
+	aborted := map[int64]int64{} // producer id -> first aborted offset
+	for _, a := range res.Aborted {
+		aborted[a.ProducerID] = a.FirstOffset
+	}
+	data := res.Data
+	for len(data) >= record.HeaderSize {
+		h, err := record.ParseHeader(data)
+		if err != nil || h.Size() > len(data) {
+			return from, fmt.Errorf("input batch at %d: %v", next, err)
+		}
+		batch := data[:h.Size()]
+		data = data[h.Size():]
+		if h.LastOffset() < from {
+			continue
+		}
+		next = h.NextOffset()
+		if h.Control() || h.NumRecords == 0 {
+			if h.Control() && h.Transactional() {
+				delete(aborted, h.ProducerID) // the marker ends the transaction
+			}
+			continue
+		}
+		if first, ok := aborted[h.ProducerID]; ok && h.Transactional() && h.BaseOffset >= first {
+			continue
+		}
+		results, err := (*inst).ProcessBatch(ctx, batch, r.d)
+		if err != nil {
+			if ctx.Err() != nil {
+				return from, ctx.Err()
+			}
+			// The whole batch failed (a trap, the budget, a module
+			// error): a fresh instance for what follows, and the
+			// policy for the batch's records.
+			r.log("batch at offset " + strconv.FormatInt(h.BaseOffset, 10) + " failed: " + err.Error())
+			fresh, ierr := r.restart(ctx, *inst, from)
+			if ierr != nil {
+				return from, fmt.Errorf("%w: restart the module: %v", errStop, ierr)
+			}
+			*inst = fresh
+			if r.def.OnError == hub.OnErrorStop {
+				return from, fmt.Errorf("%w: %v", errStop, err)
+			}
+			n, derr := r.deadLetters(&dead, batch, -1, err.Error())
+			if derr != nil {
+				return from, derr
+			}
+			r.errs.Add(int64(n))
+			r.in.Add(int64(h.NumRecords))
+			continue
+		}
+		r.in.Add(int64(h.NumRecords))
+		for _, o := range results {
+			if o.Err != "" {
+				r.errs.Add(1)
+				if r.def.OnError == hub.OnErrorStop {
+					return from, fmt.Errorf("%w: record %d: %s", errStop, o.SourceOffset, o.Err)
+				}
+				if _, err := r.deadLetters(&dead, batch, o.SourceOffset, o.Err); err != nil {
+					return from, err
+				}
+				continue
+			}
+			rec := &kgo.Record{Topic: r.def.Outputs[o.Output], Key: cloneOrNil(o.Key), Value: cloneOrNil(o.Value),
+				Timestamp: time.UnixMilli(o.Timestamp)}
+			for _, hd := range o.Headers {
+				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
+			}
+			outs = append(outs, rec)
+		}
+	}
+	if r.def.OnError == hub.OnErrorDeadLetter {
+		outs = append(outs, dead...)
+	}
+	if len(outs) > 0 {
+		if err := r.e.hub.Kafka().ProduceSync(ctx, outs...).FirstErr(); err != nil {
+			return from, fmt.Errorf("write outputs: %w", err)
+		}
+	}
+	r.out.Add(int64(len(outs)))
+	if (*inst).Kind() == transform.KindAggregate {
+		data, err := (*inst).Snapshot(ctx)
+		if err != nil {
+			return from, fmt.Errorf("%w: aggregate snapshot: %v", errStop, err)
+		}
+		if err := r.e.hub.SaveState(ctx, r.def.Name, r.partition, hub.State{Offset: next, Digest: r.def.Digest, Data: data}); err != nil {
+			return from, fmt.Errorf("save aggregate state: %w", err)
+		}
+	}
+	if err := r.e.hub.Commit(ctx, r.def, r.partition, next); err != nil {
+		return from, fmt.Errorf("commit progress: %w", err)
+	}
+	return next, nil
+}
+
+// restart replaces a broken instance; an aggregate gets back its last
+// saved state.
+func (r *runner) restart(ctx context.Context, old *transform.Instance, from int64) (*transform.Instance, error) {
+	old.Close(ctx)
+	inst, err := r.instantiate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if inst.Kind() == transform.KindAggregate {
+		st, ok, err := r.e.hub.LoadState(ctx, r.def.Name, r.partition)
+		if err != nil {
+			inst.Close(ctx)
+			return nil, err
+		}
+		if ok {
+			if err := inst.Restore(ctx, st.Data); err != nil {
+				inst.Close(ctx)
+				return nil, err
+			}
+		}
+	}
+	return inst, nil
+}
+
+// deadLetters adds the batch's record at offset (every record with offset
+// -1) to dead with the error in its headers, and returns how many.
+func (r *runner) deadLetters(dead *[]*kgo.Record, batch []byte, offset int64, msg string) (int, error) {
+	n := 0
+	err := record.ForEachRecord(batch, r.d, func(h *record.Header, rec *record.Record) error {
+		off := h.BaseOffset + int64(rec.OffsetDelta)
+		if offset >= 0 && off != offset {
+			return nil
+		}
+		n++
+		if r.def.OnError != hub.OnErrorDeadLetter {
+			return nil
+		}
+		out := &kgo.Record{Topic: r.def.DeadLetter, Key: cloneOrNil(rec.Key), Value: cloneOrNil(rec.Value),
+			Timestamp: time.UnixMilli(h.FirstTimestamp + rec.TimestampDelta)}
+		for _, hd := range rec.Headers {
+			out.Headers = append(out.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
+		}
+		out.Headers = append(out.Headers,
+			kgo.RecordHeader{Key: "weir.error", Value: []byte(msg)},
+			kgo.RecordHeader{Key: "weir.transform", Value: []byte(r.def.Name)},
+			kgo.RecordHeader{Key: "weir.source", Value: []byte(fmt.Sprintf("%s/%d/%d", r.def.Input, r.partition, off))})
+		*dead = append(*dead, out)
+		return nil
+	})
+	return n, err
+}
+
+func cloneOrNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
