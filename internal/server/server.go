@@ -227,6 +227,7 @@ func (s *Server) openTransforms(cfg config.Config, o options) error {
 		CacheDir:    transformCacheDir(cfg.DataDir),
 		MemoryLimit: int64(cfg.TransformMemoryMB) << 20,
 		Budget:      cfg.TransformBudget,
+		Unbounded:   cfg.TransformBudget == 0,
 		Logger:      o.logger,
 	})
 	if err != nil {

@@ -134,7 +134,11 @@ func (i *Instance) Close(ctx context.Context) {
 }
 
 func (i *Instance) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithValue(ctx, instanceKey{}, i), i.m.r.budget)
+	ctx = context.WithValue(ctx, instanceKey{}, i)
+	if i.m.r.budget <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, i.m.r.budget)
 }
 
 // call runs one export with the time budget.

@@ -72,6 +72,12 @@ type Options struct {
 	// Budget is the time a call (one batch) may take before the instance
 	// is stopped; 0 means DefaultBudget.
 	Budget time.Duration
+	// Unbounded turns the time budget off for trusted modules: code is
+	// compiled without the checks that let a running call be stopped
+	// (wazero exits to Go at every loop head to look), which makes Go
+	// modules several times faster, but a module that never returns then
+	// holds its goroutine and a CPU for good.
+	Unbounded bool
 	Logger *slog.Logger
 }
 
@@ -85,7 +91,7 @@ const (
 type Runtime struct {
 	rt     wazero.Runtime
 	cache  wazero.CompilationCache
-	budget time.Duration
+	budget time.Duration // 0: unbounded
 	logger *slog.Logger
 }
 
@@ -116,8 +122,11 @@ func NewRuntime(ctx context.Context, o Options) (*Runtime, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
 		WithMemoryLimitPages(max(pages, 1)).
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(!o.Unbounded)
 	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, budget: o.Budget, logger: o.Logger}
+	if o.Unbounded {
+		r.budget = 0
+	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
 		r.rt.Close(ctx)
 		return nil, err

@@ -231,14 +231,23 @@ func TestCompiledCodeIsCached(t *testing.T) {
 	}
 }
 
+// BenchmarkMap200B measures a map module over batches of 100 records of
+// 200 bytes, per record: identity (the SDK's and host's own cost) and
+// uppercase, with the time budget enforced (the default) and unbounded.
 func BenchmarkMap200B(b *testing.B) {
 	for _, pkg := range []string{"internal/transform/testdata/identity", "examples/uppercase"} {
-		b.Run(pkg[strings.LastIndexByte(pkg, '/')+1:], func(b *testing.B) { benchMap(b, pkg) })
+		for _, unbounded := range []bool{false, true} {
+			name := pkg[strings.LastIndexByte(pkg, '/')+1:] + "/budget"
+			if unbounded {
+				name = pkg[strings.LastIndexByte(pkg, '/')+1:] + "/unbounded"
+			}
+			b.Run(name, func(b *testing.B) { benchMap(b, pkg, unbounded) })
+		}
 	}
 }
 
-func benchMap(b *testing.B, pkg string) {
-	r := newRuntime(b, transform.Options{})
+func benchMap(b *testing.B, pkg string, unbounded bool) {
+	r := newRuntime(b, transform.Options{Unbounded: unbounded})
 	i := instance(b, r, pkg, transform.Config{})
 	values := make([]string, 100)
 	for k := range values {

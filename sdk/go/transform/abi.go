@@ -5,7 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"unsafe"
 )
+
+// aliasString views b as a string without copying.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
 
 // The byte layouts of docs/format/transform-abi.md, independent of
 // WebAssembly so they can be tested natively.
@@ -152,7 +161,9 @@ func (p *processor) decode(b []byte) error {
 		if v, b, ok = nbytes(b); !ok {
 			return frameErr("header value")
 		}
-		p.hdrs = append(p.hdrs, Header{Key: string(k), Value: v})
+		// The key aliases the batch like every other field: valid
+		// during the call only.
+		p.hdrs = append(p.hdrs, Header{Key: aliasString(k), Value: v})
 	}
 	r.Headers = p.hdrs
 	if len(b) != 0 {
@@ -171,13 +182,14 @@ func (p *processor) emit(r *Record) {
 	p.out = append(p.out, 0, 0, 0, 0, 0) // room for the length, fixed up below
 	body := len(p.out)
 	p.out = append(p.out, byte(r.Output))
-	p.out = binary.AppendVarint(p.out, p.cur.Offset-p.baseOffset)
-	p.out = binary.AppendVarint(p.out, r.Timestamp-p.baseTS)
+	p.out = appendVarint(p.out, p.cur.Offset-p.baseOffset)
+	p.out = appendVarint(p.out, r.Timestamp-p.baseTS)
 	p.out = appendBytes(p.out, r.Key)
 	p.out = appendBytes(p.out, r.Value)
-	p.out = binary.AppendVarint(p.out, int64(len(r.Headers)))
+	p.out = appendVarint(p.out, int64(len(r.Headers)))
 	for _, h := range r.Headers {
-		p.out = appendBytes(p.out, []byte(h.Key))
+		p.out = appendVarint(p.out, int64(len(h.Key)))
+		p.out = append(p.out, h.Key...)
 		p.out = appendBytes(p.out, h.Value)
 	}
 	p.fixLength(start, body)
@@ -202,6 +214,12 @@ func (p *processor) emitError(err error) {
 // shorter.
 func (p *processor) fixLength(start, body int) {
 	n := len(p.out) - body
+	if n < 64 {
+		p.out[start] = byte(n << 1)
+		copy(p.out[start+1:], p.out[body:])
+		p.out = p.out[:start+1+n]
+		return
+	}
 	var tmp [binary.MaxVarintLen64]byte
 	l := binary.PutVarint(tmp[:], int64(n))
 	copy(p.out[start:], tmp[:l])
@@ -264,11 +282,23 @@ func uvarint(b []byte) (uint64, []byte, bool) {
 }
 
 func varint(b []byte) (int64, []byte, bool) {
+	if len(b) > 0 && b[0] < 0x80 { // one byte: the common case, kept inline
+		x := int64(b[0])
+		return x>>1 ^ -(x & 1), b[1:], true
+	}
 	v, n := binary.Varint(b)
 	if n <= 0 {
 		return 0, b, false
 	}
 	return v, b[n:], true
+}
+
+// appendVarint appends a zigzag varint, one byte inline for small values.
+func appendVarint(dst []byte, v int64) []byte {
+	if v >= -64 && v < 64 {
+		return append(dst, byte(uint64(v<<1)^uint64(v>>63)))
+	}
+	return binary.AppendVarint(dst, v)
 }
 
 // str reads a uvarint-length-prefixed string.
@@ -294,8 +324,8 @@ func nbytes(b []byte) ([]byte, []byte, bool) {
 
 func appendBytes(dst, v []byte) []byte {
 	if v == nil {
-		return binary.AppendVarint(dst, -1)
+		return append(dst, 1) // zigzag -1
 	}
-	dst = binary.AppendVarint(dst, int64(len(v)))
+	dst = appendVarint(dst, int64(len(v)))
 	return append(dst, v...)
 }

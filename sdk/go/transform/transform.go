@@ -29,6 +29,7 @@
 // registered function for each record and encodes what it returns. A
 // record's Key, Value and header values alias the batch and are valid only
 // during the call: copy what you keep (in aggregate state, Set copies).
+// They may be modified in place.
 package transform
 
 import (
