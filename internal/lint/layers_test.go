@@ -34,6 +34,9 @@ var allowed = map[string][]string{
 	"internal/cluster": {"internal/replication", "internal/replication/transport", "internal/storage", "internal/record", "internal/clock"},
 	// Client commands talk to brokers over the network only.
 	"internal/cli/": {"internal/cli/", "internal/record"},
+	// Producing and consuming can run a module at the edge.
+	"internal/cli/produce": {"internal/cli/", "internal/record", "internal/transform"},
+	"internal/cli/consume": {"internal/cli/", "internal/record", "internal/transform"},
 	// Transform commands check modules locally and use the catalog.
 	"internal/cli/module":    {"internal/cli/", "internal/record", "internal/hub", "internal/transform"},
 	"internal/cli/transform": {"internal/cli/", "internal/record", "internal/hub", "internal/transform"},

@@ -29,6 +29,8 @@ type options struct {
 	follow     bool
 	format     string
 	group      string
+	transform  string
+	params     []string
 }
 
 // New returns `weir consume`.
@@ -82,6 +84,8 @@ partition, offset, timestamp, key, value, headers) or a template:
 	fs.BoolVarP(&o.follow, "follow", "f", false, "keep waiting for new records")
 	fs.StringVar(&o.format, "format", "text", "text, json, or a template such as '%k=%v\\n'")
 	fs.StringVarP(&o.group, "group", "g", "", "consume as a member of this consumer group, committing the offsets of printed records")
+	fs.StringVar(&o.transform, "transform", "", "run this WebAssembly module over each record and print what it emits instead")
+	fs.StringArrayVar(&o.params, "param", nil, "with --transform, a module parameter key=value (repeatable)")
 	return cmd
 }
 
@@ -97,8 +101,21 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 	if o.num < 0 {
 		return fmt.Errorf("--num must be 0 (no limit) or more, not %d", o.num)
 	}
+	var xf *readTransform
+	if o.transform != "" {
+		params, err := clientcmd.ParseKVs("--param", o.params)
+		if err != nil {
+			return err
+		}
+		if xf, err = newReadTransform(cmd.Context(), o.transform, topic, params, cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+		defer xf.close(cmd.Context())
+	} else if len(o.params) > 0 {
+		return errors.New("--param needs --transform")
+	}
 	if o.group != "" {
-		return runGroup(cmd, p, o, topic, format, spec)
+		return runGroup(cmd, p, o, topic, format, spec, xf)
 	}
 	ctx := cmd.Context()
 	if o.follow {
@@ -137,6 +154,7 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 		limit:  o.num,
 		follow: o.follow,
 		p:      p,
+		xf:     xf,
 	}
 	err = c.loop(ctx)
 	if ferr := c.out.Flush(); err == nil {
@@ -269,6 +287,7 @@ type consumer struct {
 
 	count int
 	buf   []byte
+	xf    *readTransform // nil without --transform
 }
 
 func (c *consumer) loop(ctx context.Context) error {
@@ -308,7 +327,18 @@ func (c *consumer) print(fetches kgo.Fetches) (bool, error) {
 				continue // produced after the command started
 			}
 		}
-		c.buf = c.format.appendRecord(c.buf[:0], r)
+		if c.xf != nil {
+			outs, err := c.xf.apply(context.Background(), r)
+			if err != nil {
+				return true, err
+			}
+			c.buf = c.buf[:0]
+			for _, o := range outs {
+				c.buf = c.format.appendRecord(c.buf, o)
+			}
+		} else {
+			c.buf = c.format.appendRecord(c.buf[:0], r)
+		}
 		if _, err := c.out.Write(c.buf); err != nil {
 			return true, err
 		}

@@ -19,7 +19,7 @@ import (
 // by hand, after the records are written out, and rebalances wait until
 // then (BlockRebalanceOnPoll), so a commit never covers a record that was
 // not printed nor a partition the member no longer owns.
-func runGroup(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string, format recordFormat, spec offsetSpec) error {
+func runGroup(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string, format recordFormat, spec offsetSpec, xf *readTransform) error {
 	if len(o.partitions) > 0 {
 		return fmt.Errorf("--partition cannot be used with --group: the group assigns the partitions")
 	}
@@ -67,6 +67,7 @@ func runGroup(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string,
 		p:       p,
 		group:   o.group,
 		printed: map[int32]*kgo.Record{},
+		xf:      xf,
 	}
 	err = c.loop(ctx)
 	if ferr := c.out.Flush(); err == nil {

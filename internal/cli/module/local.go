@@ -73,7 +73,7 @@ func main() {}
 `))
 
 func newInit() *cobra.Command {
-	var kind, sdk string
+	var kind, sdkDir string
 	cmd := &cobra.Command{
 		Use:   "init DIR [--kind filter|map|filter-map|flat-map|aggregate]",
 		Short: "Scaffold a Go transform module project",
@@ -99,7 +99,7 @@ func newInit() *cobra.Command {
 			}
 			files := map[string]string{
 				"main.go":      b.String(),
-				"go.mod":       fmt.Sprintf("module %s\n\ngo 1.24\n\nrequire %s\n", name, sdk),
+				"go.mod":       goMod(name, sdkDir),
 				"sample.jsonl": "{\"key\":\"a\",\"value\":\"hello\"}\n{\"key\":\"b\",\"value\":\"\"}\n",
 			}
 			for _, n := range []string{"go.mod", "sample.jsonl", "main.go"} {
@@ -111,13 +111,31 @@ func newInit() *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created a %s module in %s; build it with:\n  cd %s && go mod tidy && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o %s.wasm .\n", kind, dir, dir, name)
+			get := "go get github.com/weir-dev/weir/sdk/go/transform && "
+			if sdkDir != "" {
+				get = ""
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created a %s module in %s; build it with:\n  cd %s && %sgo mod tidy && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o %s.wasm .\n", kind, dir, dir, get, name)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "map", "filter, map, filter-map, flat-map or aggregate")
-	cmd.Flags().StringVar(&sdk, "sdk", "github.com/weir-dev/weir latest", "the go.mod require line for the SDK")
+	cmd.Flags().StringVar(&sdkDir, "sdk-dir", "", "use the SDK from this Weir checkout (a replace directive) instead of fetching it")
 	return cmd
+}
+
+// goMod is the scaffold's go.mod: the SDK is fetched by `go get`, or taken
+// from a local checkout.
+func goMod(name, sdkDir string) string {
+	m := fmt.Sprintf("module %s\n\ngo 1.24\n", name)
+	if sdkDir != "" {
+		abs, err := filepath.Abs(sdkDir)
+		if err == nil {
+			sdkDir = abs
+		}
+		m += fmt.Sprintf("\nrequire github.com/weir-dev/weir v0.0.0\n\nreplace github.com/weir-dev/weir => %s\n", sdkDir)
+	}
+	return m
 }
 
 // sampleRecord is one line of a --input file.

@@ -39,6 +39,8 @@ type options struct {
 	format          string
 	transactionalID string
 	txnBatch        int
+	transform       string
+	params          []string
 }
 
 // New returns `weir produce`.
@@ -84,6 +86,8 @@ how many were committed before it.`,
 	fs.Int32Var(&o.maxMessageBytes, "max-message-bytes", defaultMaxMessageBytes, "largest record batch to send; longer lines are an error")
 	fs.StringVar(&o.transactionalID, "transactional-id", "", "produce the input in a transaction with this transactional id; any failure aborts it")
 	fs.IntVar(&o.txnBatch, "txn-batch", 0, "with --transactional-id, commit a transaction every this many records (default: one transaction for all)")
+	fs.StringVar(&o.transform, "transform", "", "run this WebAssembly module over the records before sending them (filter, map, flat-map… at the edge)")
+	fs.StringArrayVar(&o.params, "param", nil, "with --transform, a module parameter key=value (repeatable)")
 	return cmd
 }
 
@@ -141,6 +145,22 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 	}
 	if o.transactionalID != "" {
 		pr.txn = &txnState{batch: o.txnBatch, timeout: p.Timeout}
+	}
+	if o.transform != "" {
+		params, err := clientcmd.ParseKVs("--param", o.params)
+		if err != nil {
+			return err
+		}
+		batch := 1 // stdin: each line goes out as it comes
+		if o.file != "" {
+			batch = 100
+		}
+		if pr.xf, err = newEdgeTransform(cmd.Context(), o.transform, topic, params, batch, stderr); err != nil {
+			return err
+		}
+		defer pr.xf.close(cmd.Context())
+	} else if len(o.params) > 0 {
+		return errors.New("--param needs --transform")
 	}
 	start := time.Now()
 	err = pr.run(cmd.Context(), newLineReader(in, int(o.maxMessageBytes)), inName)
@@ -248,7 +268,8 @@ type producer struct {
 	keySep    []byte
 	partition int32
 	bar       *progressbar.ProgressBar
-	txn       *txnState // nil without --transactional-id
+	txn       *txnState      // nil without --transactional-id
+	xf        *edgeTransform // nil without --transform
 
 	acked, ackedBytes atomic.Int64
 	failed            atomic.Bool
@@ -285,11 +306,22 @@ func (pr *producer) produceLines(ctx context.Context, lines *lineReader, inName 
 		if pr.partition >= 0 {
 			rec.Partition = pr.partition
 		}
-		pr.cl.Produce(ctx, rec, pr.promise)
+		if pr.xf != nil {
+			if err := pr.xf.add(ctx, rec, pr.send); err != nil {
+				return err
+			}
+		} else {
+			pr.send(ctx, rec)
+		}
 		if afterEach != nil {
 			if err := afterEach(ctx); err != nil {
 				return err
 			}
+		}
+	}
+	if pr.xf != nil {
+		if err := pr.xf.flush(ctx, pr.send); err != nil {
+			return err
 		}
 	}
 	if err := pr.flush(ctx); err != nil {
@@ -297,6 +329,8 @@ func (pr *producer) produceLines(ctx context.Context, lines *lineReader, inName 
 	}
 	return readErr
 }
+
+func (pr *producer) send(ctx context.Context, rec *kgo.Record) { pr.cl.Produce(ctx, rec, pr.promise) }
 
 // flush waits for every record to be acknowledged and returns the first
 // failure.

@@ -1,9 +1,13 @@
 package transform_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +237,96 @@ func hasHeader(r *kgo.Record, key string) bool {
 		}
 	}
 	return false
+}
+
+func TestEdgeTransformsAndModuleHub(t *testing.T) {
+	node := startNode(t)
+	brokers := "--brokers=" + node.Addr()
+	upper := transformtest.BuildFile(t, "examples/uppercase")
+	filter := transformtest.BuildFile(t, "examples/json-filter")
+	dir := t.TempDir()
+
+	// Producer side: the module runs in the CLI before records are sent.
+	clitest.MustRun(t, "alpha\nbeta\n", "produce", "edge", brokers, "--transform", upper)
+	if got := clitest.MustRun(t, "", "consume", "edge", brokers).Stdout; got != "ALPHA\nBETA\n" {
+		t.Fatalf("produced through the module: %q", got)
+	}
+	// Consumer side: the module shapes what is printed.
+	clitest.MustRun(t, "{\"r\":\"eu\",\"n\":1}\n{\"r\":\"us\",\"n\":2}\n{\"r\":\"eu\",\"n\":3}\n", "produce", "regions", brokers)
+	got := clitest.MustRun(t, "", "consume", "regions", brokers, "--transform", filter, "--param", "field=r", "--param", "equals=eu", "--format", "%o %v\\n").Stdout
+	if got != "0 {\"r\":\"eu\",\"n\":1}\n2 {\"r\":\"eu\",\"n\":3}\n" {
+		t.Fatalf("consumed through the filter: %q", got)
+	}
+
+	// The hub: publish, republish, conflicting bytes, list, describe, pull.
+	clitest.MustRun(t, "", "module", "publish", upper, brokers, "--name", "upper", "--version", "1.0.0", "--description", "upper-cases values")
+	clitest.MustRun(t, "", "module", "publish", upper, brokers, "--name", "upper", "--version", "1.0.0")
+	if msg := clitest.Fails(t, "", "module", "publish", filter, brokers, "--name", "upper", "--version", "1.0.0"); !strings.Contains(msg, "already published") {
+		t.Fatalf("conflicting publish: %s", msg)
+	}
+	clitest.MustRun(t, "", "module", "publish", filter, brokers, "--name", "upper", "--version", "1.1.0")
+	bogus := dir + "/bogus.wasm"
+	if err := os.WriteFile(bogus, []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg := clitest.Fails(t, "", "module", "publish", bogus, brokers, "--name", "bogus", "--version", "1.0.0"); !strings.Contains(msg, "invalid transform module") {
+		t.Fatalf("bogus publish: %s", msg)
+	}
+	list := clitest.MustRun(t, "", "module", "list", brokers).Stdout
+	if !strings.Contains(list, "upper@1.0.0") || !strings.Contains(list, "upper@1.1.0") || strings.Contains(list, "bogus") {
+		t.Fatalf("module list:\n%s", list)
+	}
+	if d := clitest.MustRun(t, "", "module", "describe", "upper@1.0.0", brokers).Stdout; !strings.Contains(d, "map") || !strings.Contains(d, "upper-cases values") {
+		t.Fatalf("describe:\n%s", d)
+	}
+	if d := clitest.MustRun(t, "", "module", "describe", "upper", brokers).Stdout; !strings.Contains(d, "upper@1.1.0") || !strings.Contains(d, "filter") {
+		t.Fatalf("describe newest:\n%s", d)
+	}
+	pulled := dir + "/pulled.wasm"
+	clitest.MustRun(t, "", "module", "pull", "upper@1.0.0", brokers, "-o", pulled)
+	a, _ := os.ReadFile(upper)
+	b, _ := os.ReadFile(pulled)
+	if !bytes.Equal(a, b) {
+		t.Fatal("pulled module differs from the published one")
+	}
+
+	// Deploy by reference; the version in use cannot be deleted.
+	clitest.MustRun(t, "", "transform", "deploy", "shout", brokers, "--module-ref", "upper@1.0.0", "--input", "edge", "--output", "edge-loud")
+	if msg := clitest.Fails(t, "", "module", "delete", "upper@1.0.0", brokers); !strings.Contains(msg, "shout") {
+		t.Fatalf("delete of a version in use: %s", msg)
+	}
+	clitest.MustRun(t, "", "transform", "delete", "shout", brokers)
+	clitest.MustRun(t, "", "module", "delete", "upper@1.0.0", brokers)
+	if list := clitest.MustRun(t, "", "module", "list", brokers).Stdout; strings.Contains(list, "upper@1.0.0") {
+		t.Fatalf("deleted version still listed:\n%s", list)
+	}
+
+	// module test runs a module on sample records locally.
+	sample := dir + "/sample.jsonl"
+	if err := os.WriteFile(sample, []byte("{\"key\":\"a\",\"value\":\"hi\",\"headers\":{\"h\":\"1\"}}\nplain line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := clitest.MustRun(t, "", "module", "test", upper, "--input", sample).Stdout
+	if out != `{"input":0,"output":0,"key":"a","value":"HI","headers":{"h":"1"}}`+"\n"+`{"input":1,"output":0,"value":"PLAIN LINE"}`+"\n" {
+		t.Fatalf("module test:\n%s", out)
+	}
+	// module init scaffolds a project that builds into a module.
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"filter", "aggregate"} {
+		proj := dir + "/mine-" + kind
+		clitest.MustRun(t, "", "module", "init", proj, "--kind", kind, "--sdk-dir", filepath.Dir(strings.TrimSpace(string(root))))
+		build := exec.Command("go", "build", "-mod=mod", "-buildmode=c-shared", "-o", "m.wasm", ".")
+		build.Dir = proj
+		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("scaffolded %s module does not build: %v\n%s", kind, err, msg)
+		}
+		out := clitest.MustRun(t, "", "module", "test", proj+"/m.wasm", "--input", proj+"/sample.jsonl").Stdout
+		if !strings.Contains(out, `"key":"a"`) {
+			t.Fatalf("scaffolded %s module emitted:\n%s", kind, out)
+		}
+	}
 }
