@@ -75,6 +75,7 @@ type Broker struct {
 	mu       sync.RWMutex
 	topics   map[string]*Topic
 	byID     map[[16]byte]*Topic
+	views    map[string]*Topic // read-only topics computed from another's records (views.go)
 	closed   bool
 	nextPID  int64 // next producer id to hand out
 	pidLimit int64 // end of the durably reserved block
@@ -99,6 +100,8 @@ type Topic struct {
 	Name     string
 	ID       [16]byte
 	settings atomic.Pointer[settings]
+	// view is set for a view: its partitions are its source's.
+	view *view
 
 	mu         sync.RWMutex
 	partitions []*Partition
@@ -107,6 +110,9 @@ type Topic struct {
 
 // Partitions returns the topic's partitions in order.
 func (t *Topic) Partitions() []*Partition {
+	if t.view != nil {
+		return t.view.source.Partitions()
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return append([]*Partition(nil), t.partitions...)
@@ -114,6 +120,9 @@ func (t *Topic) Partitions() []*Partition {
 
 // Partition returns partition i.
 func (t *Topic) Partition(i int32) (*Partition, bool) {
+	if t.view != nil {
+		return t.view.source.Partition(i)
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if i < 0 || int(i) >= len(t.partitions) {
@@ -124,6 +133,9 @@ func (t *Topic) Partition(i int32) (*Partition, bool) {
 
 // NumPartitions is the partition count.
 func (t *Topic) NumPartitions() int32 {
+	if t.view != nil {
+		return t.view.source.NumPartitions()
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return int32(len(t.partitions))
@@ -187,6 +199,7 @@ func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {
 		meta:    meta,
 		topics:  make(map[string]*Topic),
 		byID:    make(map[[16]byte]*Topic),
+		views:   make(map[string]*Topic),
 		nextPID: meta.NextProducerID,
 		stop:    make(chan struct{}),
 	}
@@ -321,6 +334,9 @@ func (b *Broker) Topic(name string) (*Topic, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t, ok := b.topics[name]
+	if !ok {
+		t, ok = b.views[name]
+	}
 	return t, ok
 }
 

@@ -124,6 +124,9 @@ func (b *Broker) checkNewName(name string) error {
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
+	if _, ok := b.views[name]; ok {
+		return fmt.Errorf("%w: %q is a view", ErrTopicExists, name)
+	}
 	key := collisionKey(name)
 	for other := range b.topics {
 		if collisionKey(other) == key {
@@ -154,6 +157,9 @@ func (b *Broker) AutoCreateTopic(name string) (*Topic, error) {
 
 // DeleteTopic removes a topic and its data.
 func (b *Broker) DeleteTopic(name string) error {
+	if b.isView(name) {
+		return ErrReadOnlyView
+	}
 	if name == OffsetsTopic || name == TransactionTopic {
 		return fmt.Errorf("%w: %s holds the broker's own state", ErrInternalTopic, name)
 	}
@@ -210,6 +216,9 @@ func (b *Broker) removeTopicDirs(name string, partitions int32) {
 
 // CreatePartitions grows a topic to count partitions.
 func (b *Broker) CreatePartitions(name string, count int32, validateOnly bool) error {
+	if b.isView(name) {
+		return ErrReadOnlyView
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.Topic(name)
@@ -350,6 +359,9 @@ func editList(cur, items string, add bool) string {
 }
 
 func (b *Broker) changeConfigs(name string, validateOnly bool, edit func(map[string]string) (map[string]string, error)) error {
+	if b.isView(name) {
+		return ErrReadOnlyView
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.Topic(name)

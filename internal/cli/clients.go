@@ -32,5 +32,6 @@ func addClientCommands(root *cobra.Command) {
 		node.New(os.LookupEnv),
 		module.New(params()),
 		transform.New(params()),
+		transform.NewView(params()),
 	)
 }

@@ -29,6 +29,7 @@ const (
 	StatusTopic     = "_weir_transform_status"
 	LogsTopic       = "_weir_transform_logs"
 	StateTopic      = "_weir_transform_state"
+	ViewsTopic      = "_weir_views"
 )
 
 // MaxModuleBytes bounds a module's size.
@@ -260,6 +261,7 @@ func (c *Client) EnsureTopics(ctx context.Context) error {
 	specs := map[string]map[string]*string{
 		ModulesTopic:    {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr(strconv.Itoa(MaxModuleBytes + 1<<20))},
 		TransformsTopic: compact,
+		ViewsTopic:      compact,
 		StatusTopic:     compact,
 		StateTopic:      {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr(strconv.Itoa(64 << 20))},
 		LogsTopic:       {"retention.ms": kadm.StringPtr(strconv.Itoa(int((24 * time.Hour).Milliseconds())))},
@@ -644,4 +646,68 @@ func (c *Client) Commit(ctx context.Context, d Definition, partition int32, offs
 		return err
 	}
 	return res.Error()
+}
+
+// View is a lazy view: a read-only topic whose records a filter or map
+// module computes from its source topic's at fetch time.
+type View struct {
+	Name    string            `json:"name"`
+	Source  string            `json:"source"`
+	Module  string            `json:"module"` // name@version
+	Digest  string            `json:"digest"`
+	Kind    string            `json:"kind"`
+	Params  map[string]string `json:"params,omitempty"`
+	Created time.Time         `json:"created"`
+}
+
+// ViewKinds are the module kinds a view takes: one record at most per
+// source record, at its offset.
+func ViewKindAllowed(kind string) bool {
+	return kind == "filter" || kind == "map" || kind == "filter-map"
+}
+
+// PutView writes a view definition.
+func (c *Client) PutView(ctx context.Context, v View) error {
+	if !validName(v.Name) {
+		return fmt.Errorf("%w: view name %q", ErrInvalid, v.Name)
+	}
+	if !ViewKindAllowed(v.Kind) {
+		return fmt.Errorf("%w: a %s module cannot back a view: a view keeps its source's offsets, so it takes filter, map and filter-map modules only (deploy a transform instead)", ErrInvalid, v.Kind)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.produce(ctx, &kgo.Record{Topic: ViewsTopic, Key: []byte(v.Name), Value: b})
+}
+
+// Views lists the views by name.
+func (c *Client) Views(ctx context.Context) ([]View, error) {
+	recs, err := c.ReadAll(ctx, ViewsTopic)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]View, 0, len(recs))
+	for _, r := range recs {
+		var v View
+		if json.Unmarshal(r.Value, &v) == nil {
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// DeleteView removes a view.
+func (c *Client) DeleteView(ctx context.Context, name string) error {
+	vs, err := c.Views(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.Name == name {
+			return c.produce(ctx, &kgo.Record{Topic: ViewsTopic, Key: []byte(name)})
+		}
+	}
+	return fmt.Errorf("%w: view %s", ErrNotFound, name)
 }

@@ -181,6 +181,9 @@ func handleDeleteRecords(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
 			p, err := c.s.b.Partition(rt.Topic, rp.Partition)
+			if t, ok := c.s.b.Topic(rt.Topic); ok && t.IsView() {
+				err = broker.ErrReadOnlyView
+			}
 			if err == nil && c.s.b.Cluster() != nil {
 				err = fmt.Errorf("%w: DeleteRecords is not replicated yet; it is refused in a cluster", broker.ErrInvalidRequest)
 			}

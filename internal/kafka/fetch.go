@@ -97,6 +97,7 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 
 	// Resolve partitions once; the read loop below may run several times.
 	resolved := make([]*broker.Partition, len(parts))
+	views := make([]*broker.Topic, len(parts)) // set for partitions of views
 	errs := make([]int16, len(parts))
 	for i, fp := range parts {
 		var t *broker.Topic
@@ -123,6 +124,9 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			continue
 		}
 		resolved[i] = p
+		if t.IsView() {
+			views[i] = t
+		}
 	}
 
 	type result struct {
@@ -171,6 +175,17 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			buf = rr.Batches
 			res.batches = buf[before:]
 			res.aborted = rr.Aborted
+			if v := views[i]; v != nil {
+				// A view's records are computed from what was read;
+				// they go to a buffer of their own.
+				computed, err := v.ApplyView(nil, res.batches)
+				buf = buf[:before]
+				if err != nil {
+					res.batches, res.err, anyErr = nil, errorCode(err), true
+					continue
+				}
+				res.batches = computed
+			}
 			total += len(res.batches)
 		}
 		if cap(buf) <= 16<<20 {

@@ -29,6 +29,9 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		for _, t := range b.Topics() {
 			resp.Topics = append(resp.Topics, topicMetadata(b, t))
 		}
+		for _, t := range b.Views() {
+			resp.Topics = append(resp.Topics, topicMetadata(b, t))
+		}
 		return respond(resp)
 	}
 	autoCreate := h.version < 4 || req.AllowAutoTopicCreation

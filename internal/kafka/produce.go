@@ -31,7 +31,9 @@ func handleProduce(c *conn, h *requestHeader, r kmsg.Request) *pending {
 		var topic *broker.Topic
 		var topicErr error
 		if acksOK {
-			if t, ok := b.Topic(rt.Topic); ok {
+			if t, ok := b.Topic(rt.Topic); ok && t.IsView() {
+				topicErr = broker.ErrReadOnlyView
+			} else if ok {
 				topic = t
 			} else if topicErr = broker.ValidateTopicName(rt.Topic); topicErr == nil {
 				topic, topicErr = b.AutoCreateTopic(rt.Topic)

@@ -200,3 +200,40 @@ func AppendEmpty(dst []byte, h *Header) []byte {
 	be.PutUint32(b[crcPos:], Checksum(b[attributesPos:]))
 	return dst
 }
+
+// AppendRebuilt appends a batch that spans the same offsets as the batch
+// with header h but holds recs instead, uncompressed. Each record keeps its
+// OffsetDelta (which must increase and stay within h's last offset delta)
+// and TimestampDelta (relative to h's first timestamp). Producer fields,
+// leader epoch and the transactional bit are h's. With no records it is
+// AppendEmpty.
+func AppendRebuilt(dst []byte, h *Header, recs []Record) []byte {
+	if len(recs) == 0 {
+		return AppendEmpty(dst, h)
+	}
+	from := len(dst)
+	dst = append(dst, make([]byte, HeaderSize)...)
+	maxTS := h.FirstTimestamp
+	for i := range recs {
+		dst = appendRecord(dst, &recs[i])
+		if ts := h.FirstTimestamp + recs[i].TimestampDelta; ts > maxTS {
+			maxTS = ts
+		}
+	}
+	b := dst[from:]
+	be := binary.BigEndian
+	be.PutUint64(b[baseOffsetPos:], uint64(h.BaseOffset))
+	be.PutUint32(b[lengthPos:], uint32(len(b)-LengthFieldEnd))
+	be.PutUint32(b[leaderEpochPos:], uint32(h.LeaderEpoch))
+	b[magicPos] = MagicV2
+	be.PutUint16(b[attributesPos:], uint16(h.Attributes)&^compressionMask)
+	be.PutUint32(b[lastOffsetDeltaPos:], uint32(h.LastOffsetDelta))
+	be.PutUint64(b[firstTimestampPos:], uint64(h.FirstTimestamp))
+	be.PutUint64(b[maxTimestampPos:], uint64(maxTS))
+	be.PutUint64(b[producerIDPos:], uint64(h.ProducerID))
+	be.PutUint16(b[producerEpochPos:], uint16(h.ProducerEpoch))
+	be.PutUint32(b[baseSequencePos:], uint32(h.BaseSequence))
+	be.PutUint32(b[numRecordsPos:], uint32(len(recs)))
+	be.PutUint32(b[crcPos:], Checksum(b[attributesPos:]))
+	return dst
+}

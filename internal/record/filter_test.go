@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -209,4 +210,47 @@ func FuzzFilter(f *testing.F) {
 			t.Fatalf("output does not refilter cleanly: %+v %v", res2, err)
 		}
 	})
+}
+
+func TestAppendRebuiltKeepsOffsets(t *testing.T) {
+	recs := make([]Record, 5)
+	for i := range recs {
+		recs[i] = Record{Key: []byte{byte('a' + i)}, Value: []byte("v"), TimestampDelta: int64(i)}
+	}
+	src, err := Build(BatchOptions{BaseOffset: 100, FirstTimestamp: 1000, Compression: CompressionZstd, ProducerID: 7, ProducerEpoch: 1, BaseSequence: 3, Transactional: true}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHeader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := AppendRebuilt([]byte("prefix"), &h, []Record{
+		{OffsetDelta: 1, TimestampDelta: 1, Key: []byte("b"), Value: []byte("B")},
+		{OffsetDelta: 3, TimestampDelta: 9, Key: []byte("d"), Value: nil},
+	})
+	if string(out[:6]) != "prefix" {
+		t.Fatal("dst prefix lost")
+	}
+	got, err := Validate(out[6:], nil, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BaseOffset != 100 || got.LastOffsetDelta != 4 || got.NumRecords != 2 || got.ProducerID != 7 ||
+		!got.Transactional() || got.Compression() != CompressionNone || got.MaxTimestamp != 1009 {
+		t.Fatalf("header %+v", got)
+	}
+	var seen []string
+	if err := ForEachRecord(out[6:], nil, func(h *Header, r *Record) error {
+		seen = append(seen, fmt.Sprintf("%d:%s=%s", h.BaseOffset+int64(r.OffsetDelta), r.Key, r.Value))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, " ") != "101:b=B 103:d=" {
+		t.Fatalf("records %v", seen)
+	}
+	if empty := AppendRebuilt(nil, &h, nil); PeekSize(empty) != HeaderSize {
+		t.Fatalf("no records: %d bytes", len(empty))
+	}
 }

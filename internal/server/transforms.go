@@ -66,3 +66,9 @@ func (s transformSource) Changed(topic string, p int32) (<-chan struct{}, error)
 }
 
 func transformCacheDir(dataDir string) string { return filepath.Join(dataDir, "transform-cache") }
+
+func (s transformSource) SetView(name, source string, fn func(dst, batch []byte) ([]byte, error)) error {
+	return s.b.SetView(name, source, fn)
+}
+
+func (s transformSource) RemoveView(name string) { s.b.RemoveView(name) }

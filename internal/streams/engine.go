@@ -36,6 +36,7 @@ type Engine struct {
 	mu      sync.Mutex
 	modules map[string]*transform.Module // by digest
 	runners map[runnerKey]*runner
+	views   map[string]*viewRunner
 	wg      sync.WaitGroup
 }
 
@@ -53,7 +54,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{cfg: cfg, logger: cfg.Logger.With("component", "transforms"),
-		modules: map[string]*transform.Module{}, runners: map[runnerKey]*runner{}}, nil
+		modules: map[string]*transform.Module{}, runners: map[runnerKey]*runner{}, views: map[string]*viewRunner{}}, nil
 }
 
 // Run reconciles until ctx ends, then stops every runner.
@@ -81,6 +82,10 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 func (e *Engine) stopAll() {
+	for name := range e.views {
+		e.cfg.Source.RemoveView(name)
+		delete(e.views, name)
+	}
 	e.mu.Lock()
 	for k, r := range e.runners {
 		r.stop()
@@ -93,6 +98,9 @@ func (e *Engine) stopAll() {
 // reconcile starts a runner for every (transform, led input partition)
 // that has none, stops runners no longer wanted, and has each report.
 func (e *Engine) reconcile(ctx context.Context) error {
+	if err := e.reconcileViews(ctx); err != nil {
+		return err
+	}
 	defs, err := e.hub.Definitions(ctx)
 	if err != nil {
 		return err

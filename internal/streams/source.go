@@ -19,6 +19,10 @@ type Source interface {
 	// Changed returns a channel closed when the partition's high watermark
 	// moves (take it before Read so no change is missed).
 	Changed(topic string, partition int32) (<-chan struct{}, error)
+	// SetView makes a read-only topic whose batches fn computes from
+	// source's at fetch time; RemoveView drops it.
+	SetView(name, source string, fn func(dst, batch []byte) ([]byte, error)) error
+	RemoveView(name string)
 }
 
 // Batches is what Read returns.

@@ -75,24 +75,7 @@ func newDeploy(p *clientcmd.Params, format *string) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			if file != "" {
-				code, err := os.ReadFile(file)
-				if err != nil {
-					return err
-				}
-				kind, err := module.Inspect(ctx, code)
-				if err != nil {
-					return fmt.Errorf("%s: %w", file, err)
-				}
-				digest := wasm.Digest(code)
-				info := hub.ModuleInfo{Name: d.Name, Version: "0.0.0-" + digest[:12], Digest: digest, Kind: kind.String(),
-					Description: "deployed from " + file, Published: time.Now().UTC()}
-				if err := h.PublishModule(ctx, info, code); err != nil {
-					return err
-				}
-				ref = info.Ref()
-			}
-			info, _, err := h.Module(ctx, ref)
+			info, err := resolveModule(ctx, h, d.Name, file, ref)
 			if err != nil {
 				return err
 			}
@@ -119,6 +102,30 @@ func newDeploy(p *clientcmd.Params, format *string) *cobra.Command {
 	fl.StringVar(&deadLetter, "dead-letter", "", "topic failed records go to with --on-error dead-letter (default NAME.dead-letter)")
 	fl.StringVar(&from, "from", "end", "where to start on the input: beginning, or end (records produced from now on)")
 	return cmd
+}
+
+// resolveModule publishes a module file under NAME@0.0.0-DIGEST (when
+// file is given) and returns the module to use.
+func resolveModule(ctx context.Context, h *hub.Client, name, file, ref string) (hub.ModuleInfo, error) {
+	if file != "" {
+		code, err := os.ReadFile(file)
+		if err != nil {
+			return hub.ModuleInfo{}, err
+		}
+		kind, err := module.Inspect(ctx, code)
+		if err != nil {
+			return hub.ModuleInfo{}, fmt.Errorf("%s: %w", file, err)
+		}
+		digest := wasm.Digest(code)
+		info := hub.ModuleInfo{Name: name, Version: "0.0.0-" + digest[:12], Digest: digest, Kind: kind.String(),
+			Description: "deployed from " + file, Published: time.Now().UTC()}
+		if err := h.PublishModule(ctx, info, code); err != nil {
+			return hub.ModuleInfo{}, err
+		}
+		ref = info.Ref()
+	}
+	info, _, err := h.Module(ctx, ref)
+	return info, err
 }
 
 // prepareTopics checks the input exists, creates missing output and
@@ -421,4 +428,136 @@ func newLogs(p *clientcmd.Params, format *string) *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&n, "num", "n", 100, "how many of the last lines (0 for all)")
 	return cmd
+}
+
+// NewView returns `weir view`: lazy views, read-only topics computed at
+// fetch time.
+func NewView(p *clientcmd.Params) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "view",
+		Aliases: []string{"views"},
+		Short:   "Create read-only topics whose records a filter or map module computes when they are read",
+		Args:    cobra.NoArgs,
+		RunE:    clientcmd.NounRunE,
+	}
+	p.AddConnFlags(cmd.PersistentFlags())
+	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
+	cmd.AddCommand(newViewCreate(p, &format), newViewList(p, &format), newViewDelete(p))
+	return cmd
+}
+
+func newViewCreate(p *clientcmd.Params, format *string) *cobra.Command {
+	var from, file, ref string
+	var params []string
+	cmd := &cobra.Command{
+		Use:   "create NAME --from TOPIC (--module FILE.wasm | --module-ref NAME@VERSION) [--param k=v…]",
+		Short: "Create a view: any Kafka client reads it like a topic; offsets are the source's, filtered records leave gaps",
+		Args:  clientcmd.ExactArgs(1, "a view name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := clientcmd.ParseFormat(*format)
+			if err != nil {
+				return err
+			}
+			if (file == "") == (ref == "") {
+				return errors.New("give one of --module FILE.wasm or --module-ref NAME@VERSION")
+			}
+			if from == "" {
+				return errors.New("--from TOPIC is required")
+			}
+			kvs, err := clientcmd.ParseKVs("--param", params)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			h, err := module.Hub(ctx, p)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			adm := kadm.NewClient(h.Kafka())
+			md, err := adm.Metadata(ctx, from, args[0])
+			if err != nil {
+				return err
+			}
+			if t, ok := md.Topics[from]; !ok || t.Err != nil {
+				return fmt.Errorf("source topic %q does not exist", from)
+			}
+			if t, ok := md.Topics[args[0]]; ok && t.Err == nil {
+				return fmt.Errorf("%q is already a topic or view", args[0])
+			}
+			info, err := resolveModule(ctx, h, args[0], file, ref)
+			if err != nil {
+				return err
+			}
+			v := hub.View{Name: args[0], Source: from, Module: info.Ref(), Digest: info.Digest, Kind: info.Kind,
+				Params: map[string]string{}, Created: time.Now().UTC()}
+			for _, kv := range kvs {
+				v.Params[kv.Key] = kv.Value
+			}
+			if err := h.PutView(ctx, v); err != nil {
+				return err
+			}
+			return f.Print(cmd.OutOrStdout(), viewList{v})
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "source topic")
+	cmd.Flags().StringVar(&file, "module", "", "filter or map module file (published to the hub as NAME@0.0.0-DIGEST)")
+	cmd.Flags().StringVar(&ref, "module-ref", "", "published module, NAME@VERSION")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "module parameter, key=value (repeatable)")
+	return cmd
+}
+
+type viewList []hub.View
+
+func (l viewList) WriteText(w io.Writer) error {
+	t := clientcmd.NewTable(w, "VIEW", "FROM", "MODULE", "KIND")
+	for _, v := range l {
+		t.Row(v.Name, v.Source, v.Module, v.Kind)
+	}
+	return t.Flush()
+}
+
+func newViewList(p *clientcmd.Params, format *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List views",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := clientcmd.ParseFormat(*format)
+			if err != nil {
+				return err
+			}
+			h, err := module.Hub(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			vs, err := h.Views(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.Print(cmd.OutOrStdout(), append(viewList{}, vs...))
+		},
+	}
+}
+
+func newViewDelete(p *clientcmd.Params) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a view (its source topic is untouched)",
+		Args:  clientcmd.ExactArgs(1, "a view name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := module.Hub(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if err := h.DeleteView(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted view %s\n", args[0])
+			return nil
+		},
+	}
 }

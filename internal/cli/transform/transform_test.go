@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -329,4 +330,129 @@ func TestEdgeTransformsAndModuleHub(t *testing.T) {
 			t.Fatalf("scaffolded %s module emitted:\n%s", kind, out)
 		}
 	}
+}
+
+func TestLazyViews(t *testing.T) {
+	node := startNode(t)
+	brokers := "--brokers=" + node.Addr()
+	cl := client(t, node)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	want := map[int32][]int64{} // partition -> offsets of eu orders
+	for i := range 60 {
+		region := "us"
+		if i%3 == 0 {
+			region = "eu"
+		}
+		recs = append(recs, &kgo.Record{Topic: "orders", Partition: int32(i % 2), Value: []byte(fmt.Sprintf(`{"region":%q,"n":%d}`, region, i))})
+	}
+	pcl := client(t, node, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	res := pcl.ProduceSync(context.Background(), recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if strings.Contains(string(r.Record.Value), `"eu"`) {
+			want[r.Record.Partition] = append(want[r.Record.Partition], r.Record.Offset)
+		}
+	}
+
+	clitest.MustRun(t, "", "view", "create", "eu-orders", brokers, "--from", "orders",
+		"--module", transformtest.BuildFile(t, "examples/json-filter"), "--param", "field=region", "--param", "equals=eu")
+	clitest.MustRun(t, "", "view", "create", "loud-orders", brokers, "--from", "orders", "--module", transformtest.BuildFile(t, "examples/uppercase"))
+	if msg := clitest.Fails(t, "", "view", "create", "split", brokers, "--from", "orders", "--module", transformtest.BuildFile(t, "examples/split-array")); !strings.Contains(msg, "flat-map") {
+		t.Fatalf("flat-map view: %s", msg)
+	}
+	waitTopic(t, adm, "eu-orders", true)
+	waitTopic(t, adm, "loud-orders", true)
+
+	// franz-go reads the view like a topic: only eu orders, at their
+	// source offsets.
+	got := map[int32][]int64{}
+	for _, r := range consumeN(t, node, "eu-orders", 20) {
+		if !strings.Contains(string(r.Value), `"eu"`) {
+			t.Fatalf("view returned %s", r.Value)
+		}
+		got[r.Partition] = append(got[r.Partition], r.Offset)
+	}
+	for p := range want {
+		if fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
+			t.Fatalf("partition %d offsets %v, want %v", p, got[p], want[p])
+		}
+	}
+	for _, r := range consumeN(t, node, "loud-orders", 60) {
+		if !strings.Contains(string(r.Value), `"REGION"`) {
+			t.Fatalf("map view returned %s", r.Value)
+		}
+	}
+	// So does sarama (another client family).
+	sc := saramaConsumer(t, node.Addr())
+	pc, err := sc.ConsumePartition("eu-orders", 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range want[0] {
+		select {
+		case m := <-pc.Messages():
+			if m.Offset != off || !strings.Contains(string(m.Value), `"eu"`) {
+				t.Fatalf("sarama read %d %s, want offset %d", m.Offset, m.Value, off)
+			}
+		case err := <-pc.Errors():
+			t.Fatal(err)
+		case <-time.After(time.Minute):
+			t.Fatal("sarama read nothing")
+		}
+	}
+	// Closed now: sarama asks for topics with auto-creation allowed, and
+	// would create a real topic of the view's name once it is deleted.
+	pc.Close()
+	sc.Close()
+
+	// Read-only: producing to a view fails with a clear error.
+	err = cl.ProduceSync(context.Background(), &kgo.Record{Topic: "eu-orders", Value: []byte("x")}).FirstErr()
+	if err == nil || !strings.Contains(err.Error(), "INVALID_TOPIC") {
+		t.Fatalf("produce to a view: %v", err)
+	}
+	if list := clitest.MustRun(t, "", "view", "list", brokers).Stdout; !strings.Contains(list, "eu-orders") || !strings.Contains(list, "loud-orders") {
+		t.Fatalf("view list:\n%s", list)
+	}
+	clitest.MustRun(t, "", "view", "delete", "eu-orders", brokers)
+	if list := clitest.MustRun(t, "", "view", "list", brokers).Stdout; strings.Contains(list, "eu-orders") {
+		t.Fatalf("view list after delete:\n%s", list)
+	}
+	waitTopic(t, adm, "eu-orders", false)
+}
+
+// waitTopic waits until Metadata lists (or stops listing) a topic: views
+// appear once the node's transform engine has read the catalog.
+func waitTopic(t *testing.T, adm *kadm.Client, topic string, present bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		md, err := adm.Metadata(context.Background())
+		if err == nil {
+			_, ok := md.Topics[topic]
+			if ok == present {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s present=%v never seen: %v", topic, present, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the engine re-reads the catalog every transform-interval
+	}
+}
+
+func saramaConsumer(t *testing.T, addr string) sarama.Consumer {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	c, err := sarama.NewConsumer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
