@@ -23,3 +23,16 @@ func FuzzDecodeOutput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRedpandaPayload feeds arbitrary bytes to the decoder of records
+// a Redpanda-SDK module writes.
+func FuzzDecodeRedpandaPayload(f *testing.F) {
+	f.Add([]byte{0x02, 'k', 0x02, 'v', 0})
+	f.Add([]byte{0x01, 0x01, 0x02, 0x02, 'h', 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, ok := decodeRPPayload(b)
+		if ok && len(o.Key)+len(o.Value) > len(b) {
+			t.Fatalf("decoded more than was given: %+v", o)
+		}
+	})
+}

@@ -38,6 +38,7 @@ type Instance struct {
 	out      []byte
 	outs     []Output
 	broken   error
+	rp       *rpState // modules built with Redpanda's SDK
 }
 
 type instanceKey struct{}
@@ -77,6 +78,9 @@ func (m *Module) Instantiate(ctx context.Context, cfg Config, log LogFunc) (*Ins
 		log = func(string) {}
 	}
 	i := &Instance{m: m, cfg: cfg, log: log}
+	if m.redpanda {
+		return i, i.startRedpanda(ctx)
+	}
 	w := &lineWriter{log: log}
 	mc := wazero.NewModuleConfig().
 		WithName("").
@@ -125,6 +129,9 @@ func (i *Instance) Kind() Kind { return i.kind }
 
 // Close stops the instance.
 func (i *Instance) Close(ctx context.Context) {
+	if i.rp != nil {
+		i.rp.stop()
+	}
 	if i.mod != nil {
 		i.mod.Close(ctx)
 	}
@@ -213,6 +220,9 @@ func (i *Instance) write(ctx context.Context, b ...[]byte) error {
 // valid until its next call. A record the module failed on comes back as
 // an Output with Err set; an error means the whole batch failed.
 func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) ([]Output, error) {
+	if i.rp != nil {
+		return i.processRedpanda(ctx, info, records)
+	}
 	var hdr [batchHeaderSize]byte
 	frame := appendInputFrame(hdr[:0], info, nil)
 	if err := i.write(ctx, frame, records); err != nil {
@@ -252,6 +262,10 @@ func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Dec
 	}
 	body := batch[record.HeaderSize:h.Size()]
 	if c := h.Compression(); c != record.CompressionNone {
+		if d == nil {
+			d = record.NewDecompressor()
+			defer d.Close()
+		}
 		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
 		if err != nil {
 			return nil, err

@@ -131,6 +131,10 @@ func NewRuntime(ctx context.Context, o Options) (*Runtime, error) {
 		r.rt.Close(ctx)
 		return nil, err
 	}
+	if err := instantiateRedpandaHost(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, err
+	}
 	_, err := r.rt.NewHostModuleBuilder("weir").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostSetError), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil).Export("set_error").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).Export("log").
@@ -157,6 +161,8 @@ type Module struct {
 	cm     wazero.CompiledModule
 	digest string
 	size   int
+	// redpanda: built with Redpanda's Data Transforms SDK (redpanda.go).
+	redpanda bool
 }
 
 // Digest is the module's SHA-256, hex.
@@ -190,11 +196,16 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
-	if err := checkExports(cm); err != nil {
+	m := &Module{r: r, cm: cm, digest: Digest(wasm), size: len(wasm), redpanda: importsRedpanda(cm)}
+	check := checkExports
+	if m.redpanda {
+		check = checkRedpanda
+	}
+	if err := check(cm); err != nil {
 		cm.Close(ctx)
 		return nil, err
 	}
-	return &Module{r: r, cm: cm, digest: Digest(wasm), size: len(wasm)}, nil
+	return m, nil
 }
 
 func checkExports(cm wazero.CompiledModule) error {
@@ -216,7 +227,7 @@ func checkExports(cm wazero.CompiledModule) error {
 	}
 	for _, imp := range cm.ImportedFunctions() {
 		mod, name, _ := imp.Import()
-		if mod != "weir" && mod != wasi_snapshot_preview1.ModuleName {
+		if mod != "weir" && mod != wasi_snapshot_preview1.ModuleName && mod != redpandaModule {
 			return fmt.Errorf("%w: it imports %s.%s, which Weir does not provide", ErrInvalidModule, mod, name)
 		}
 	}

@@ -264,3 +264,72 @@ func benchMap(b *testing.B, pkg string, unbounded bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
 }
+
+// Modules built with Redpanda's Data Transforms Go SDK (v1.1.0) run
+// unmodified and give the same output as ours.
+func TestRedpandaSDKModules(t *testing.T) {
+	r := newRuntime(t, transform.Options{Budget: 10 * time.Second})
+	ctx := context.Background()
+	build := func(pkg string) []byte {
+		b, err := os.ReadFile(transformtest.BuildCommand(t, "internal/transform/testdata/redpanda", pkg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rp, err := r.Compile(ctx, build("uppercase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpi, err := rp.Instantiate(ctx, transform.Config{Input: "in", Outputs: []string{"out"}}, func(l string) { t.Log("module:", l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpi.Close(ctx)
+	ours := instance(t, r, "examples/uppercase", transform.Config{Input: "in", Outputs: []string{"out"}})
+	d := record.NewDecompressor()
+	defer d.Close()
+	for round := range 3 { // several batches through the same instance
+		in := batch(t, int64(100*round), record.CompressionLZ4, "ab", "", "héllo", fmt.Sprint(round))
+		a, err := rpi.ProcessBatch(ctx, in, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprint(a)
+		b, err := ours.ProcessBatch(ctx, in, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprint(b); got != want || len(a) != 4 {
+			t.Fatalf("round %d: redpanda module %s\nours %s", round, got, want)
+		}
+	}
+
+	route, err := r.Compile(ctx, build("routing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, err := route.Instantiate(ctx, transform.Config{Input: "in", Outputs: []string{"first", "second"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ri.Close(ctx)
+	outs, err := ri.ProcessBatch(ctx, batch(t, 0, 0, "a", "", "second", "b"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range outs {
+		got = append(got, fmt.Sprintf("%d>%d:%s", o.SourceOffset, o.Output, o.Value))
+	}
+	if strings.Join(got, " ") != "0>0:a 2>1:second 3>0:b" {
+		t.Fatalf("routing: %v", got)
+	}
+	// A panic in a Redpanda transform is a trap; the instance is done.
+	if _, err := ri.ProcessBatch(ctx, batch(t, 4, 0, "boom"), nil); !errors.Is(err, transform.ErrTrap) {
+		t.Fatalf("panic: %v", err)
+	}
+	if _, err := ri.ProcessBatch(ctx, batch(t, 5, 0, "a"), nil); err == nil {
+		t.Fatal("a trapped instance still answers")
+	}
+}

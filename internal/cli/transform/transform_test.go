@@ -141,6 +141,30 @@ func TestDeployedMapSurvivesRestart(t *testing.T) {
 	}
 }
 
+// A transform built with Redpanda's SDK deploys and runs like ours.
+func TestDeployRedpandaModule(t *testing.T) {
+	node := startNode(t)
+	brokers := "--brokers=" + node.Addr()
+	if _, err := kadm.NewClient(client(t, node)).CreateTopic(context.Background(), 1, 1, nil, "rp-in"); err != nil {
+		t.Fatal(err)
+	}
+	module := transformtest.BuildCommand(t, "internal/transform/testdata/redpanda", "uppercase")
+	out := clitest.MustRun(t, "", "transform", "deploy", "rp-upper", brokers, "--module", module, "--input", "rp-in", "--output", "rp-out")
+	if !strings.Contains(out.Stdout, "flat-map") {
+		t.Fatalf("deploy: %s", out.Stdout)
+	}
+	produce(t, client(t, node), "rp-in", 0, 50, func(i int) string { return fmt.Sprintf("value-%d", i) })
+	seen := map[string]bool{}
+	for _, r := range consumeN(t, node, "rp-out", 50) {
+		seen[string(r.Value)] = true
+	}
+	for i := range 50 {
+		if !seen[fmt.Sprintf("VALUE-%d", i)] {
+			t.Fatalf("VALUE-%d missing", i)
+		}
+	}
+}
+
 func TestKindsAndErrorPolicies(t *testing.T) {
 	node := startNode(t)
 	brokers := "--brokers=" + node.Addr()
