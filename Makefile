@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: test build vet fuzz cross race interop kgo-suite chaos
+.PHONY: test build vet fuzz cross race interop kgo-suite chaos as-examples bench-transforms
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
@@ -18,6 +18,20 @@ interop:
 	command -v kcat >/dev/null || (apt-get install -y kcat || (apt-get update && apt-get install -y kcat))
 	cd test/interop && npm ci --no-audit --no-fund
 	WEIR_INTEROP=1 $(GO) test -count=1 -run Interop ./internal/server
+	$(MAKE) as-examples
+	WEIR_AS=1 $(GO) test -count=1 -run AssemblyScript ./internal/transform
+
+# Transform modules in a second language: the AssemblyScript SDK's examples
+# (npm installs the compiler), built into sdk/assemblyscript/build.
+as-examples:
+	cd sdk/assemblyscript && npm ci --no-audit --no-fund && npm run build
+
+# Transform costs: per record for Go and AssemblyScript map modules, module
+# start from the compile cache, and a deployed filter's throughput beside
+# plain produce (docs/benchmarks.md).
+bench-transforms: as-examples
+	WEIR_AS=1 $(GO) test -run '^$$' -bench 'Map200B|ColdStart' -benchtime 3000x ./internal/transform
+	WEIR_TRANSFORM_BENCH=1 $(GO) test -count=1 -run TestDeployedFilterThroughput -v ./internal/cli/transform
 
 # franz-go's own integration test suite against a fresh weir serve
 # (about 5 minutes; KGO_RECORDS, KGO_TIMEOUT; extra flags via KGO_ARGS).

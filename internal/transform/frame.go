@@ -100,15 +100,21 @@ type Output struct {
 	Err          string
 }
 
-// decodeOutput parses an output frame from a batch with the given base
+// decodeOutputInto parses an output frame from a batch with the given base
 // offset and timestamp, appending to dst. nOutputs bounds the output index
 // and [base, last] the source offsets. b is untrusted (the module wrote
-// it).
-func decodeOutput(dst []Output, b []byte, baseOffset, baseTS, lastOffset int64, nOutputs int) ([]Output, error) {
+// it). Every output's headers are kept in one slice, hdrs, reused from
+// call to call.
+func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b []byte, baseOffset, baseTS, lastOffset int64, nOutputs int) ([]Output, []record.RecordHeader, error) {
+	hdrs = hdrs[:0]
+	// Header slices are cut from hdrs once decoding is done, as hdrs may
+	// grow (and move) meanwhile.
+	type span struct{ from, to int }
+	var spans []span
 	for len(b) > 0 {
 		l, n := binary.Varint(b)
 		if n <= 0 || l < 1 || l > int64(len(b)-n) {
-			return dst, fmt.Errorf("%w: entry length", ErrBadOutput)
+			return dst, hdrs, fmt.Errorf("%w: entry length", ErrBadOutput)
 		}
 		e := b[n : n+int(l)]
 		b = b[n+int(l):]
@@ -118,35 +124,36 @@ func decodeOutput(dst []Output, b []byte, baseOffset, baseTS, lastOffset int64, 
 		var ok bool
 		var delta, ts int64
 		if delta, e, ok = varint(e); !ok || delta < 0 || delta > lastOffset-baseOffset {
-			return dst, fmt.Errorf("%w: source offset delta %d outside the batch", ErrBadOutput, delta)
+			return dst, hdrs, fmt.Errorf("%w: source offset delta %d outside the batch", ErrBadOutput, delta)
 		}
 		o.SourceOffset = baseOffset + delta
 		if ts, e, ok = varint(e); !ok {
-			return dst, fmt.Errorf("%w: timestamp", ErrBadOutput)
+			return dst, hdrs, fmt.Errorf("%w: timestamp", ErrBadOutput)
 		}
 		o.Timestamp = baseTS + ts
 		if o.Key, e, ok = nbytes(e); !ok {
-			return dst, fmt.Errorf("%w: key", ErrBadOutput)
+			return dst, hdrs, fmt.Errorf("%w: key", ErrBadOutput)
 		}
 		if o.Value, e, ok = nbytes(e); !ok {
-			return dst, fmt.Errorf("%w: value", ErrBadOutput)
+			return dst, hdrs, fmt.Errorf("%w: value", ErrBadOutput)
 		}
 		var nh int64
+		from := len(hdrs)
 		if nh, e, ok = varint(e); !ok || nh < 0 || nh > int64(len(e)) {
-			return dst, fmt.Errorf("%w: header count", ErrBadOutput)
+			return dst, hdrs, fmt.Errorf("%w: header count", ErrBadOutput)
 		}
 		for range nh {
 			var k, v []byte
 			if k, e, ok = nbytes(e); !ok || k == nil {
-				return dst, fmt.Errorf("%w: header key", ErrBadOutput)
+				return dst, hdrs, fmt.Errorf("%w: header key", ErrBadOutput)
 			}
 			if v, e, ok = nbytes(e); !ok {
-				return dst, fmt.Errorf("%w: header value", ErrBadOutput)
+				return dst, hdrs, fmt.Errorf("%w: header value", ErrBadOutput)
 			}
-			o.Headers = append(o.Headers, record.RecordHeader{Key: string(k), Value: v})
+			hdrs = append(hdrs, record.RecordHeader{Key: string(k), Value: v})
 		}
 		if len(e) != 0 {
-			return dst, fmt.Errorf("%w: %d bytes after an entry", ErrBadOutput, len(e))
+			return dst, hdrs, fmt.Errorf("%w: %d bytes after an entry", ErrBadOutput, len(e))
 		}
 		switch {
 		case idx == errorOutput:
@@ -156,13 +163,19 @@ func decodeOutput(dst []Output, b []byte, baseOffset, baseTS, lastOffset int64, 
 			}
 			o.Key, o.Value, o.Headers = nil, nil, nil
 		case idx >= max(nOutputs, 1):
-			return dst, fmt.Errorf("%w: output %d, but the transform has %d", ErrBadOutput, idx, max(nOutputs, 1))
+			return dst, hdrs, fmt.Errorf("%w: output %d, but the transform has %d", ErrBadOutput, idx, max(nOutputs, 1))
 		default:
 			o.Output = idx
 		}
 		dst = append(dst, o)
+		spans = append(spans, span{from, len(hdrs)})
 	}
-	return dst, nil
+	for k, sp := range spans {
+		if sp.to > sp.from && dst[len(dst)-len(spans)+k].Err == "" {
+			dst[len(dst)-len(spans)+k].Headers = hdrs[sp.from:sp.to:sp.to]
+		}
+	}
+	return dst, hdrs, nil
 }
 
 func varint(b []byte) (int64, []byte, bool) {

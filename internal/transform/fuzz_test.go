@@ -12,7 +12,7 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add([]byte{0x0c, 0, 0, 0, 0x02, 'k', 0x02, 'v', 0})
 	f.Add([]byte{0x0a, errorOutput, 2, 0, 1, 0x04, 'e', 'r', 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		outs, err := decodeOutput(nil, b, 100, 5000, 109, 2)
+		outs, _, err := decodeOutputInto(nil, nil, b, 100, 5000, 109, 2)
 		if err != nil {
 			return
 		}

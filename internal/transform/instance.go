@@ -37,6 +37,7 @@ type Instance struct {
 	errMsg   string // set by the module's set_error
 	out      []byte
 	outs     []Output
+	hdrs     []record.RecordHeader
 	broken   error
 	rp       *rpState // modules built with Redpanda's SDK
 }
@@ -247,7 +248,7 @@ func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) 
 		// (compaction), so the bound is the last offset the caller gave.
 		last = max(last, info.LastOffset)
 	}
-	i.outs, err = decodeOutput(i.outs[:0], i.out, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
+	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
 	return i.outs, err
 }
 

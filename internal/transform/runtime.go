@@ -78,7 +78,7 @@ type Options struct {
 	// modules several times faster, but a module that never returns then
 	// holds its goroutine and a CPU for good.
 	Unbounded bool
-	Logger *slog.Logger
+	Logger    *slog.Logger
 }
 
 const (

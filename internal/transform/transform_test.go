@@ -333,3 +333,132 @@ func TestRedpandaSDKModules(t *testing.T) {
 		t.Fatal("a trapped instance still answers")
 	}
 }
+
+// asModule reads an AssemblyScript example built by `make as-examples`.
+// The test runs when WEIR_AS=1 (make interop sets it after building them)
+// and then fails if the module is missing.
+func asModule(t testing.TB, name string) []byte {
+	t.Helper()
+	if os.Getenv("WEIR_AS") == "" {
+		t.Skip("AssemblyScript examples are built and tested by make interop (WEIR_AS=1)")
+	}
+	b, err := os.ReadFile("../../sdk/assemblyscript/build/" + name + ".wasm")
+	if err != nil {
+		t.Fatalf("%v (run make as-examples)", err)
+	}
+	return b
+}
+
+// The ABI is language-neutral: AssemblyScript modules give the same output
+// as the Go SDK's.
+func TestAssemblyScriptModules(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	ctx := context.Background()
+	up, err := r.Compile(ctx, asModule(t, "uppercase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui, err := up.Instantiate(ctx, transform.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ui.Close(ctx)
+	goUp := instance(t, r, "examples/uppercase", transform.Config{})
+	in := batch(t, 7, record.CompressionSnappy, "abc", "", "Mixed Case 1", "zz")
+	a, err := ui.ProcessBatch(ctx, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := goUp.ProcessBatch(ctx, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) != 4 {
+		t.Fatalf("AssemblyScript %v\nGo %v", a, b)
+	}
+	fm, err := r.Compile(ctx, asModule(t, "contains"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := fm.Instantiate(ctx, transform.Config{Params: map[string]string{"text": "needle"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fi.Close(ctx)
+	if fi.Kind() != transform.KindFilter {
+		t.Fatalf("kind %v", fi.Kind())
+	}
+	outs, err := fi.ProcessBatch(ctx, batch(t, 0, 0, "hay", "a needle here", "needle", "no"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2 || outs[0].SourceOffset != 1 || outs[1].SourceOffset != 2 {
+		t.Fatalf("filter outputs %+v", outs)
+	}
+}
+
+func BenchmarkAssemblyScriptMap200B(b *testing.B) {
+	wasm := asModule(b, "uppercase")
+	for _, unbounded := range []bool{false, true} {
+		name := "budget"
+		if unbounded {
+			name = "unbounded"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := newRuntime(b, transform.Options{Unbounded: unbounded})
+			ctx := context.Background()
+			m, err := r.Compile(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			i, err := m.Instantiate(ctx, transform.Config{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer i.Close(ctx)
+			values := make([]string, 100)
+			for k := range values {
+				values[k] = strings.Repeat("v", 200)
+			}
+			in := batch(b, 0, 0, values...)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := i.ProcessBatch(ctx, in, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
+		})
+	}
+}
+
+// BenchmarkColdStartFromCache is what a broker pays to start a module it
+// compiled before (after a restart): a new runtime on the cache
+// directory, compile (a cache hit) and one instance.
+func BenchmarkColdStartFromCache(b *testing.B) {
+	dir := b.TempDir()
+	wasm := transformtest.Build(b, "examples/uppercase")
+	ctx := context.Background()
+	warm := newRuntime(b, transform.Options{CacheDir: dir})
+	if _, err := warm.Compile(ctx, wasm); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := transform.NewRuntime(ctx, transform.Options{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.Compile(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i, err := m.Instantiate(ctx, transform.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i.Close(ctx)
+		r.Close(ctx)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/start")
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -479,4 +480,85 @@ func saramaConsumer(t *testing.T, addr string) sarama.Consumer {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestDeployedFilterThroughput measures (it asserts nothing about speed):
+// records per second of plain acks=all produce to a topic, and of the same
+// produce through a deployed filter, counted until the filter's output
+// holds every record. Run by make bench-transforms.
+func TestDeployedFilterThroughput(t *testing.T) {
+	if os.Getenv("WEIR_TRANSFORM_BENCH") == "" {
+		t.Skip("a measurement: make bench-transforms")
+	}
+	const n = 200_000
+	size := 200
+	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_BYTES")); err == nil && v > 5 {
+		size = v
+	}
+	value := []byte("keep-" + strings.Repeat("x", size-5)) // all kept
+	for _, budget := range []string{"5s", "0"} {
+		node := servertest.Start(t, func(c *config.Config) {
+			c.TransformInterval = 50 * time.Millisecond
+			d, _ := time.ParseDuration(budget)
+			c.TransformBudget = d
+		})
+		brokers := "--brokers=" + node.Addr()
+		adm := kadm.NewClient(client(t, node))
+		for _, topic := range []string{"plain", "in"} {
+			if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clitest.MustRun(t, "", "transform", "deploy", "keep", brokers, "--module", transformtest.BuildFile(t, "internal/transform/testdata/prefix"),
+			"--input", "in", "--output", "out", "--param", "prefix=keep")
+		waitRunning(t, brokers, "keep")
+		rate := func(topic string, until func()) float64 {
+			cl := client(t, node, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+			start := time.Now()
+			for range n {
+				cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: value}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			if err := cl.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			until()
+			return n / time.Since(start).Seconds()
+		}
+		plain := rate("plain", func() {})
+		through := rate("in", func() { waitEnd(t, adm, "out", n) })
+		t.Logf("%d-byte records, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, budget, plain, through, through/plain)
+		node.Stop()
+	}
+}
+
+func waitRunning(t *testing.T, brokers, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(clitest.MustRun(t, "", "transform", "describe", name, brokers).Stdout, "running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ran", name)
+		}
+		time.Sleep(50 * time.Millisecond) // status is reported every transform-interval
+	}
+}
+
+func waitEnd(t *testing.T, adm *kadm.Client, topic string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		ends, err := adm.ListEndOffsets(context.Background(), topic)
+		if err == nil {
+			if o, ok := ends.Lookup(topic, 0); ok && o.Offset >= n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached %d records", topic, n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the end offset while the transform works
+	}
 }

@@ -1,0 +1,295 @@
+// Weir transform SDK for AssemblyScript: the host ABI of
+// docs/format/transform-abi.md. A module's entry file registers one
+// function (onFilter or onMap) at top level and re-exports this file:
+//
+//   import { Record, onMap } from "../assembly/index";
+//   export * from "../assembly/index";
+//   function shout(r: Record): Record { r.upperValueAscii(); return r; }
+//   onMap(shout);
+//
+// A Record's key, value and headers point into the batch the host passed
+// in; they are valid during the call only.
+
+const KIND_FILTER: i32 = 1;
+const KIND_MAP: i32 = 2;
+const ERROR_OUTPUT: u8 = 0xff;
+
+@external("weir", "set_error")
+declare function hostSetError(ptr: usize, len: i32): void;
+
+export class Record {
+  offset: i64 = 0;
+  timestamp: i64 = 0;
+  output: i32 = 0;
+  keyPtr: usize = 0;
+  keyLen: i32 = -1; // -1: null
+  valuePtr: usize = 0;
+  valueLen: i32 = -1;
+  headersPtr: usize = 0; // the header count and headers, as encoded
+  headersLen: i32 = 0;
+  // Keep replaced values alive until they are written out.
+  private valueRef: Uint8Array | null = null;
+
+  valueString(): string {
+    return this.valueLen < 0 ? "" : String.UTF8.decodeUnsafe(this.valuePtr, this.valueLen);
+  }
+
+  keyString(): string {
+    return this.keyLen < 0 ? "" : String.UTF8.decodeUnsafe(this.keyPtr, this.keyLen);
+  }
+
+  setValue(v: Uint8Array): void {
+    this.valueRef = v;
+    this.valuePtr = v.dataStart;
+    this.valueLen = v.length;
+  }
+
+  setValueString(s: string): void {
+    this.setValue(Uint8Array.wrap(String.UTF8.encode(s)));
+  }
+
+  // upperValueAscii upper-cases ASCII letters of the value in place.
+  upperValueAscii(): void {
+    const p = this.valuePtr;
+    for (let i = 0; i < this.valueLen; i++) {
+      const c = load<u8>(p + i);
+      if (c >= 97 && c <= 122) store<u8>(p + i, c - 32);
+    }
+  }
+
+  // valueContains reports whether the value contains the bytes of s.
+  valueContains(s: string): bool {
+    const needle = String.UTF8.encode(s);
+    const n = needle.byteLength;
+    const np = changetype<usize>(needle);
+    for (let i = 0; i + n <= this.valueLen; i++) {
+      if (memory.compare(this.valuePtr + i, np, n) == 0) return true;
+    }
+    return false;
+  }
+}
+
+let kind: i32 = 0;
+let filterFn: ((r: Record) => bool) | null = null;
+let mapFn: ((r: Record) => Record) | null = null;
+let params = new Map<string, string>();
+
+export function onFilter(fn: (r: Record) => bool): void {
+  kind = KIND_FILTER;
+  filterFn = fn;
+}
+
+export function onMap(fn: (r: Record) => Record): void {
+  kind = KIND_MAP;
+  mapFn = fn;
+}
+
+// param returns a deploy-time parameter, or def when it is not set.
+export function param(name: string, def: string = ""): string {
+  return params.has(name) ? params.get(name) : def;
+}
+
+// --- buffers ---
+
+let inBuf = new ArrayBuffer(0);
+let outBuf = new ArrayBuffer(64 * 1024);
+let outLen: i32 = 0;
+let rec = new Record();
+
+function ensureOut(n: i32): void {
+  if (outLen + n <= outBuf.byteLength) return;
+  let size = outBuf.byteLength * 2;
+  while (size < outLen + n) size *= 2;
+  const grown = new ArrayBuffer(size);
+  memory.copy(changetype<usize>(grown), changetype<usize>(outBuf), outLen);
+  outBuf = grown;
+}
+
+function putByte(b: u8): void {
+  ensureOut(1);
+  store<u8>(changetype<usize>(outBuf) + outLen, b);
+  outLen++;
+}
+
+function putVarint(v: i64): void {
+  let u = <u64>((v << 1) ^ (v >> 63));
+  ensureOut(10);
+  const base = changetype<usize>(outBuf);
+  while (u >= 0x80) {
+    store<u8>(base + outLen, <u8>(u | 0x80));
+    outLen++;
+    u >>= 7;
+  }
+  store<u8>(base + outLen, <u8>u);
+  outLen++;
+}
+
+function putBytes(p: usize, n: i32): void {
+  putVarint(n);
+  if (n <= 0) return;
+  ensureOut(n);
+  memory.copy(changetype<usize>(outBuf) + outLen, p, n);
+  outLen += n;
+}
+
+// --- decoding ---
+
+let rp: usize = 0; // read position
+let rEnd: usize = 0;
+let bad = false;
+
+function getVarint(): i64 {
+  let shift: u64 = 0;
+  let u: u64 = 0;
+  while (rp < rEnd) {
+    const b = load<u8>(rp);
+    rp++;
+    u |= (<u64>(b & 0x7f)) << shift;
+    if (b < 0x80) return <i64>(u >> 1) ^ -(<i64>(u & 1));
+    shift += 7;
+    if (shift > 63) break;
+  }
+  bad = true;
+  return 0;
+}
+
+function getUvarint(): u64 {
+  let shift: u64 = 0;
+  let u: u64 = 0;
+  while (rp < rEnd) {
+    const b = load<u8>(rp);
+    rp++;
+    u |= (<u64>(b & 0x7f)) << shift;
+    if (b < 0x80) return u;
+    shift += 7;
+    if (shift > 63) break;
+  }
+  bad = true;
+  return 0;
+}
+
+function getString(): string {
+  const n = <i32>getUvarint();
+  if (bad || rp + n > rEnd) {
+    bad = true;
+    return "";
+  }
+  const s = String.UTF8.decodeUnsafe(rp, n);
+  rp += n;
+  return s;
+}
+
+// --- the exports of the ABI ---
+
+export function weir_abi_v1(): void {}
+
+export function weir_alloc(size: i32): usize {
+  if (size > inBuf.byteLength) inBuf = new ArrayBuffer(size);
+  return changetype<usize>(inBuf);
+}
+
+function fail(msg: string): void {
+  const b = String.UTF8.encode(msg);
+  hostSetError(changetype<usize>(b), b.byteLength);
+}
+
+export function weir_init(n: i32): i32 {
+  rp = changetype<usize>(inBuf);
+  rEnd = rp + n;
+  bad = false;
+  if (getUvarint() != 1) {
+    fail("unknown init frame version");
+    return -1;
+  }
+  getString(); // input topic
+  const outs = <i32>getUvarint();
+  for (let i = 0; i < outs; i++) getString();
+  const np = <i32>getUvarint();
+  params = new Map<string, string>();
+  for (let i = 0; i < np; i++) {
+    const k = getString();
+    const v = getString();
+    params.set(k, v);
+  }
+  if (bad) {
+    fail("malformed init frame");
+    return -1;
+  }
+  if (kind == 0) {
+    fail("the module registered no transform function (call onFilter or onMap at top level)");
+    return -1;
+  }
+  return kind;
+}
+
+function emit(r: Record, baseOffset: i64, baseTs: i64): void {
+  const start = outLen;
+  ensureOut(5);
+  outLen += 5; // room for the entry length
+  const body = outLen;
+  putByte(<u8>r.output);
+  putVarint(rec.offset - baseOffset);
+  putVarint(r.timestamp - baseTs);
+  putBytes(r.keyPtr, r.keyLen);
+  putBytes(r.valuePtr, r.valueLen);
+  if (r.headersLen > 0) {
+    ensureOut(r.headersLen);
+    memory.copy(changetype<usize>(outBuf) + outLen, r.headersPtr, r.headersLen);
+    outLen += r.headersLen;
+  } else {
+    putByte(0);
+  }
+  // Write the length as a 5-byte varint: fixed width, no move.
+  const n = outLen - body;
+  let u = <u64>(n << 1);
+  const p = changetype<usize>(outBuf) + start;
+  for (let i = 0; i < 4; i++) {
+    store<u8>(p + i, <u8>(u | 0x80));
+    u >>= 7;
+  }
+  store<u8>(p + 4, <u8>u);
+}
+
+export function weir_process(n: i32): i64 {
+  const base = changetype<usize>(inBuf);
+  if (n < 40) {
+    fail("input frame too short");
+    return -1;
+  }
+  const baseOffset = load<i64>(base + 8);
+  const baseTs = load<i64>(base + 16);
+  const count = load<i32>(base + 32);
+  rp = base + 40;
+  rEnd = base + n;
+  bad = false;
+  outLen = 0;
+  for (let i = 0; i < count; i++) {
+    const len = <i32>getVarint();
+    const recEnd = rp + len;
+    rp++; // attributes
+    const tsDelta = getVarint();
+    const offDelta = getVarint();
+    rec.offset = baseOffset + offDelta;
+    rec.timestamp = baseTs + tsDelta;
+    rec.output = 0;
+    rec.keyLen = <i32>getVarint();
+    rec.keyPtr = rp;
+    if (rec.keyLen > 0) rp += rec.keyLen;
+    rec.valueLen = <i32>getVarint();
+    rec.valuePtr = rp;
+    if (rec.valueLen > 0) rp += rec.valueLen;
+    rec.headersPtr = rp;
+    rec.headersLen = <i32>(recEnd - rp);
+    rp = recEnd;
+    if (bad || rp > rEnd) {
+      fail("malformed input frame");
+      return -1;
+    }
+    if (kind == KIND_FILTER) {
+      if (filterFn!(rec)) emit(rec, baseOffset, baseTs);
+    } else {
+      emit(mapFn!(rec), baseOffset, baseTs);
+    }
+  }
+  return (<i64>changetype<usize>(outBuf) << 32) | <i64>outLen;
+}
