@@ -30,7 +30,8 @@ as-examples:
 # start from the compile cache, and a deployed filter's throughput beside
 # plain produce (docs/benchmarks.md).
 bench-transforms: as-examples
-	WEIR_AS=1 $(GO) test -run '^$$' -bench 'Map200B|ColdStart' -benchtime 3000x ./internal/transform
+	WEIR_AS=1 $(GO) test -run '^$$' -bench 'Map200B' -benchtime 3000x ./internal/transform
+	$(GO) test -run '^$$' -bench 'ColdStart' -benchtime 20x ./internal/transform
 	WEIR_TRANSFORM_BENCH=1 $(GO) test -count=1 -run TestDeployedFilterThroughput -v ./internal/cli/transform
 
 # franz-go's own integration test suite against a fresh weir serve
