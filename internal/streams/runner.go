@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -236,48 +237,32 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			continue
 		}
 		results, err := (*inst).ProcessBatch(ctx, batch, r.d)
-		if err != nil {
-			if ctx.Err() != nil {
-				return from, ctx.Err()
-			}
+		r.in.Add(int64(h.NumRecords))
+		if err == nil {
+			err = r.collect(&outs, &dead, batch, results)
+		} else if ctx.Err() == nil {
 			// The whole batch failed (a trap, the budget, a module
-			// error): a fresh instance for what follows, and the
-			// policy for the batch's records.
+			// error): a fresh instance, then the batch again one record
+			// at a time, so that the policy applies to the records
+			// that fail and not to their neighbours.
 			r.log("batch at offset " + strconv.FormatInt(h.BaseOffset, 10) + " failed: " + err.Error())
-			fresh, ierr := r.restart(ctx, *inst, from)
-			if ierr != nil {
-				return from, fmt.Errorf("%w: restart the module: %v", errStop, ierr)
-			}
-			*inst = fresh
 			if r.def.OnError == hub.OnErrorStop {
 				return from, fmt.Errorf("%w: %v", errStop, err)
 			}
-			n, derr := r.deadLetters(&dead, batch, -1, err.Error())
-			if derr != nil {
-				return from, derr
+			var fresh *transform.Instance
+			if fresh, err = r.restart(ctx, *inst); err == nil {
+				*inst = fresh
+				err = r.isolate(ctx, inst, batch, &outs, &dead)
 			}
-			r.errs.Add(int64(n))
-			r.in.Add(int64(h.NumRecords))
-			continue
 		}
-		r.in.Add(int64(h.NumRecords))
-		for _, o := range results {
-			if o.Err != "" {
-				r.errs.Add(1)
-				if r.def.OnError == hub.OnErrorStop {
-					return from, fmt.Errorf("%w: record %d: %s", errStop, o.SourceOffset, o.Err)
-				}
-				if _, err := r.deadLetters(&dead, batch, o.SourceOffset, o.Err); err != nil {
-					return from, err
-				}
-				continue
-			}
-			rec := &kgo.Record{Topic: r.def.Outputs[o.Output], Key: cloneOrNil(o.Key), Value: cloneOrNil(o.Value),
-				Timestamp: time.UnixMilli(o.Timestamp)}
-			for _, hd := range o.Headers {
-				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
-			}
-			outs = append(outs, rec)
+		if err != nil {
+			return from, err
+		}
+		if (*inst).Kind() == transform.KindAggregate {
+			// An aggregate saves its state after every batch, so a
+			// fresh instance can always start from the state before
+			// the batch it failed on.
+			break
 		}
 	}
 	if r.def.OnError == hub.OnErrorDeadLetter {
@@ -304,13 +289,104 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 	return next, nil
 }
 
+// collect turns a batch's results into output records, and its failed
+// records into dead letters (or a stop).
+func (r *runner) collect(outs, dead *[]*kgo.Record, batch []byte, results []transform.Output) error {
+	for _, o := range results {
+		if o.Err != "" {
+			r.errs.Add(1)
+			if r.def.OnError == hub.OnErrorStop {
+				return fmt.Errorf("%w: record %d: %s", errStop, o.SourceOffset, o.Err)
+			}
+			if _, err := r.deadLetters(dead, batch, o.SourceOffset, o.Err); err != nil {
+				return err
+			}
+			continue
+		}
+		rec := &kgo.Record{Topic: r.def.Outputs[o.Output], Key: cloneOrNil(o.Key), Value: cloneOrNil(o.Value),
+			Timestamp: time.UnixMilli(o.Timestamp)}
+		for _, hd := range o.Headers {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
+		}
+		*outs = append(*outs, rec)
+	}
+	return nil
+}
+
+// isolate runs a batch that failed as a whole one record at a time. A
+// record that fails again is skipped or dead-lettered, and the module
+// restarted; an aggregate's fresh instance first replays the records of
+// the batch that went through, so its state misses only the failed ones.
+func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch []byte, outs, dead *[]*kgo.Record) error {
+	info, recs, err := transform.Records(batch, r.d)
+	if err != nil {
+		return err
+	}
+	var done []byte
+	ndone := 0
+	for _, rec := range recs {
+		one := info
+		one.NumRecords = 1
+		results, err := (*inst).Process(ctx, one, rec)
+		if err == nil {
+			if err := r.collect(outs, dead, batch, results); err != nil {
+				return err
+			}
+			done = append(done, rec...)
+			ndone++
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		off := info.BaseOffset + recordOffsetDelta(rec)
+		r.errs.Add(1)
+		r.log(fmt.Sprintf("record %d failed: %v", off, err))
+		if _, err := r.deadLetters(dead, batch, off, err.Error()); err != nil {
+			return err
+		}
+		fresh, err := r.restart(ctx, *inst)
+		if err != nil {
+			return err
+		}
+		*inst = fresh
+		if (*inst).Kind() == transform.KindAggregate && ndone > 0 {
+			replay := info
+			replay.NumRecords = int32(ndone)
+			if _, err := (*inst).Process(ctx, replay, done); err != nil {
+				return fmt.Errorf("%w: replaying the records before a failed one: %v", errStop, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordOffsetDelta reads a record encoding's offset delta (-1 if it
+// cannot).
+func recordOffsetDelta(rec []byte) int64 {
+	_, n := binary.Varint(rec)
+	if n <= 0 || len(rec) < n+1 {
+		return -1
+	}
+	rec = rec[n+1:] // length, attributes
+	_, n = binary.Varint(rec)
+	if n <= 0 {
+		return -1
+	}
+	d, n := binary.Varint(rec[n:])
+	if n <= 0 {
+		return -1
+	}
+	return d
+}
+
 // restart replaces a broken instance; an aggregate gets back its last
 // saved state.
-func (r *runner) restart(ctx context.Context, old *transform.Instance, from int64) (*transform.Instance, error) {
+func (r *runner) restart(ctx context.Context, old *transform.Instance) (*transform.Instance, error) {
 	old.Close(ctx)
 	inst, err := r.instantiate(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: restart the module: %v", errStop, err)
 	}
 	if inst.Kind() == transform.KindAggregate {
 		st, ok, err := r.e.hub.LoadState(ctx, r.def.Name, r.partition)

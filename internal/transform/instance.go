@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -334,4 +335,43 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if b, ok := mod.Memory().Read(uint32(stack[1]), min(uint32(stack[2]), 4096)); ok {
 		i.log(string(b))
 	}
+}
+
+// Records splits a stored batch into its header fields and each record's
+// encoding (length prefix included), decompressed: Process takes any run
+// of them with the same BatchInfo (NumRecords set to the run's length),
+// which is how one failing record is told from the rest of its batch.
+func Records(batch []byte, d *record.Decompressor) (BatchInfo, [][]byte, error) {
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return BatchInfo{}, nil, err
+	}
+	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
+		return BatchInfo{}, nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
+	}
+	body := batch[record.HeaderSize:h.Size()]
+	if c := h.Compression(); c != record.CompressionNone {
+		if d == nil {
+			d = record.NewDecompressor()
+			defer d.Close()
+		}
+		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
+		if err != nil {
+			return BatchInfo{}, nil, err
+		}
+		body = append([]byte(nil), buf...)
+		d.Release(buf)
+	}
+	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
+	var recs [][]byte
+	for k := int32(0); k < h.NumRecords; k++ {
+		l, n := binary.Varint(body)
+		if n <= 0 || l < 0 || l > int64(len(body)-n) {
+			return info, nil, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
+		}
+		recs = append(recs, body[:n+int(l)])
+		body = body[n+int(l):]
+	}
+	return info, recs, nil
 }

@@ -462,3 +462,29 @@ func BenchmarkColdStartFromCache(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/start")
 }
+
+// The sandbox: no files, no network, no real clock, no environment.
+func TestSandboxHidesTheHost(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "internal/transform/testdata/sandbox", transform.Config{})
+	outs, err := i.ProcessBatch(context.Background(), batch(t, 0, 0, "x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(outs[0].Value)
+	if !strings.HasPrefix(got, "file=true net=true year=") || !strings.HasSuffix(got, " env=0") || strings.Contains(got, fmt.Sprint(time.Now().Year())) {
+		t.Fatalf("the module saw %q", got)
+	}
+}
+
+func TestFilterMapKind(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "internal/transform/testdata/doubler", transform.Config{})
+	if i.Kind() != transform.KindFilterMap {
+		t.Fatalf("kind %v", i.Kind())
+	}
+	outs, err := i.ProcessBatch(context.Background(), batch(t, 0, 0, "2", "x", "21"), nil)
+	if err != nil || len(outs) != 2 || string(outs[0].Value) != "4" || string(outs[1].Value) != "42" || outs[1].SourceOffset != 2 {
+		t.Fatalf("outputs %+v %v", outs, err)
+	}
+}

@@ -562,3 +562,124 @@ func waitEnd(t *testing.T, adm *kadm.Client, topic string, n int64) {
 		time.Sleep(5 * time.Millisecond) // polling the end offset while the transform works
 	}
 }
+
+// describeJSON returns `transform describe NAME --format json`.
+type describeOut struct {
+	Paused     bool `json:"paused"`
+	Partitions []struct {
+		State      string `json:"state"`
+		Errors     int64  `json:"errors"`
+		LastError  string `json:"last_error"`
+		RecordsOut int64  `json:"records_out"`
+	} `json:"partitions"`
+}
+
+func describeJSON(t *testing.T, brokers, name string) describeOut {
+	t.Helper()
+	var d describeOut
+	res := clitest.MustRun(t, "", "transform", "describe", name, brokers, "--format", "json")
+	if err := json.Unmarshal([]byte(res.Stdout), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitDescribe polls describe until ok accepts it.
+func waitDescribe(t *testing.T, brokers, name string, ok func(describeOut) bool) describeOut {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d := describeJSON(t, brokers, name)
+		if ok(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: describe never showed what was expected: %+v", name, d)
+		}
+		time.Sleep(50 * time.Millisecond) // status is reported every transform-interval
+	}
+}
+
+// A module that loops forever, one that allocates without bound and one
+// that traps are stopped, follow their error policies and show it in
+// describe and logs, while another transform and plain topics go on.
+func TestMisbehavingModules(t *testing.T) {
+	node := servertest.Start(t, func(c *config.Config) {
+		c.TransformInterval = 50 * time.Millisecond
+		c.TransformBudget = 500 * time.Millisecond
+		c.TransformMemoryMB = 48
+	})
+	brokers := "--brokers=" + node.Addr()
+	adm := kadm.NewClient(client(t, node))
+	for _, topic := range []string{"spin-in", "hog-in", "trap-in", "good-in", "nums"} {
+		if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy := func(name, pkg, in, policy string) {
+		clitest.MustRun(t, "", "transform", "deploy", name, brokers, "--module", transformtest.BuildFile(t, pkg),
+			"--input", in, "--output", name+"-out", "--on-error", policy)
+	}
+	deploy("spin", "internal/transform/testdata/loop", "spin-in", "stop")
+	deploy("hog", "internal/transform/testdata/hog", "hog-in", "skip")
+	deploy("trap", "internal/transform/testdata/panics", "trap-in", "dead-letter")
+	deploy("good", "examples/uppercase", "good-in", "stop")
+	deploy("double", "internal/transform/testdata/doubler", "nums", "stop")
+
+	cl := client(t, node)
+	produce(t, cl, "spin-in", 0, 3, func(i int) string { return []string{"a", "loop", "b"}[i] })
+	produce(t, cl, "hog-in", 0, 3, func(i int) string { return []string{"a", "hog", "b"}[i] })
+	produce(t, cl, "trap-in", 0, 3, func(i int) string { return []string{"a", "panic", "b"}[i] })
+	produce(t, cl, "good-in", 0, 100, func(i int) string { return fmt.Sprint("v", i) })
+	produce(t, cl, "nums", 0, 4, func(i int) string { return []string{"1", "x", "20", "y"}[i] })
+
+	// Unaffected: the good transform, a filter-map, and plain topics.
+	if got := consumeN(t, node, "good-out", 100); !strings.HasPrefix(string(got[0].Value), "V") {
+		t.Fatalf("good transform wrote %s", got[0].Value)
+	}
+	if got := consumeN(t, node, "double-out", 2); string(got[0].Value) != "2" || string(got[1].Value) != "40" {
+		t.Fatalf("filter-map wrote %s %s", got[0].Value, got[1].Value)
+	}
+	// The loop is stopped by the budget and, with policy stop, fails.
+	d := waitDescribe(t, brokers, "spin", func(d describeOut) bool { return len(d.Partitions) == 1 && d.Partitions[0].State == "failed" })
+	if !strings.Contains(d.Partitions[0].LastError, "budget") {
+		t.Fatalf("spin last error %q", d.Partitions[0].LastError)
+	}
+	if logs := clitest.MustRun(t, "", "transform", "logs", "spin", brokers).Stdout; !strings.Contains(logs, "budget") {
+		t.Fatalf("spin logs:\n%s", logs)
+	}
+	// The hog hits the memory cap; with skip, its record is skipped and
+	// its neighbours go through.
+	if got := consumeN(t, node, "hog-out", 2); string(got[0].Value) != "a" || string(got[1].Value) != "b" {
+		t.Fatalf("hog outputs %s %s", got[0].Value, got[1].Value)
+	}
+	waitDescribe(t, brokers, "hog", func(d describeOut) bool { return len(d.Partitions) == 1 && d.Partitions[0].Errors >= 1 })
+	// The trap dead-letters the record it trapped on (its batch is run
+	// again record by record) and carries on with a fresh instance.
+	dead := consumeN(t, node, "trap.dead-letter", 1)
+	if string(dead[0].Value) != "panic" || !hasHeader(dead[0], "weir.error") {
+		t.Fatalf("dead letter %s %v", dead[0].Value, dead[0].Headers)
+	}
+	produce(t, cl, "trap-in", 3, 4, func(int) string { return "after" })
+	if got := consumeN(t, node, "trap-out", 3); string(got[0].Value) != "a" || string(got[1].Value) != "b" || string(got[2].Value) != "after" {
+		t.Fatalf("trap outputs %s %s %s", got[0].Value, got[1].Value, got[2].Value)
+	}
+
+	// Pause keeps progress; resume goes on from it.
+	clitest.MustRun(t, "", "transform", "pause", "good", brokers)
+	waitDescribe(t, brokers, "good", func(d describeOut) bool {
+		return d.Paused && len(d.Partitions) == 1 && d.Partitions[0].State == "paused"
+	})
+	produce(t, cl, "good-in", 100, 150, func(i int) string { return fmt.Sprint("v", i) })
+	clitest.MustRun(t, "", "transform", "resume", "good", brokers)
+	got := consumeN(t, node, "good-out", 150)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[string(r.Value)]++
+	}
+	for i := range 150 {
+		if seen[fmt.Sprint("V", i)] != 1 {
+			t.Fatalf("V%d appears %d times after pause and resume", i, seen[fmt.Sprint("V", i)])
+		}
+	}
+}
