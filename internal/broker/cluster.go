@@ -588,8 +588,12 @@ func (p *Partition) appendReplicated(batch []byte) (storage.AppendResult, error)
 	return storage.AppendResult{BaseOffset: base, LastOffset: last, Index: idx}, nil
 }
 
-// stripInternal removes Raft's own entries (a new leader's empty entry,
-// membership changes) from fetched batches; clients never see them.
+// stripInternal replaces Raft's own entries (a new leader's empty entry,
+// membership changes) in fetched batches with batches without records
+// spanning the same offsets: clients never see the entries, yet their
+// position moves past them, so a reader that stops at the high watermark
+// gets there even when the last entries are internal. The batches only
+// shrink, so the rewrite is done in place.
 func stripInternal(b []byte) []byte {
 	out := b[:0]
 	for rest := b; len(rest) >= record.HeaderSize; {
@@ -599,6 +603,10 @@ func stripInternal(b []byte) []byte {
 		}
 		if !record.PeekInternal(rest[:size]) {
 			out = append(out, rest[:size]...)
+		} else if h, err := record.ParseHeader(rest[:size]); err == nil {
+			h.Attributes = 0
+			h.ProducerID, h.ProducerEpoch, h.BaseSequence = -1, -1, -1
+			out = record.AppendEmpty(out, &h)
 		}
 		rest = rest[size:]
 	}

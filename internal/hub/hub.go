@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The catalog's topics.
@@ -236,6 +237,7 @@ type Client struct {
 	opts []kgo.Opt
 	cl   *kgo.Client
 	adm  *kadm.Client
+	dec  kgo.Decompressor
 }
 
 // New connects to the cluster with the given client options (seed brokers
@@ -246,7 +248,7 @@ func New(opts ...kgo.Opt) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{opts: opts, cl: cl, adm: kadm.NewClient(cl)}, nil
+	return &Client{opts: opts, cl: cl, adm: kadm.NewClient(cl), dec: kgo.DefaultDecompressor()}, nil
 }
 
 // Close closes the connections.
@@ -287,7 +289,10 @@ func (c *Client) produce(ctx context.Context, r *kgo.Record) error {
 }
 
 // scan calls fn with every record of a topic's single partition from the
-// start to its end when scan began.
+// start to its end when scan began. It fetches by hand rather than through
+// a consumer: offsets that hold no record (compacted away, or Raft's own
+// entries in a cluster) move the position without yielding a record, and
+// only the position says when the end is reached.
 func (c *Client) scan(ctx context.Context, topic string, fn func(*kgo.Record)) error {
 	ends, err := c.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
@@ -300,33 +305,55 @@ func (c *Client) scan(ctx context.Context, topic string, fn func(*kgo.Record)) e
 	if end.Err != nil {
 		return end.Err
 	}
-	if end.Offset <= 0 {
-		return nil
-	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, c.opts...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchMaxPartitionBytes(MaxModuleBytes+1<<20), kgo.FetchMaxBytes(MaxModuleBytes+1<<20))...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
+	offset := int64(0)
+	for offset < end.Offset {
+		md, err := c.adm.Metadata(ctx, topic)
+		if err != nil {
 			return err
 		}
-		for _, e := range fs.Errors() {
-			return fmt.Errorf("read %s: %w", topic, e.Err)
+		t := md.Topics[topic]
+		p, ok := t.Partitions[0]
+		if !ok || p.Leader < 0 {
+			return fmt.Errorf("read %s: no leader", topic)
 		}
-		done := false
-		fs.EachRecord(func(r *kgo.Record) {
-			done = done || r.Offset >= end.Offset-1
-			fn(r)
-		})
-		if done {
-			return nil
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxWaitMillis = 500
+		req.MaxBytes = MaxModuleBytes + 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, t.ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, offset, MaxModuleBytes+1<<20
+		rp.LogStartOffset, rp.CurrentLeaderEpoch = -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, c.cl.Broker(int(p.Leader)))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", topic, err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return fmt.Errorf("read %s: %w", topic, err)
+		}
+		for _, rt := range resp.Topics {
+			for k := range rt.Partitions {
+				fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: topic, Offset: offset}, &rt.Partitions[k], c.dec, nil)
+				if fp.Err != nil {
+					if errors.Is(fp.Err, kerr.OffsetOutOfRange) && offset < fp.LogStartOffset {
+						next = fp.LogStartOffset // retention removed the start
+					} else {
+						return fmt.Errorf("read %s: %w", topic, fp.Err)
+					}
+				}
+				for _, r := range fp.Records {
+					if r.Offset < end.Offset {
+						fn(r)
+					}
+				}
+				offset = max(offset, next)
+			}
 		}
 	}
+	return nil
 }
 
 // ReadAll reads a compacted topic from the start to its current end and

@@ -268,12 +268,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.ready.Store(false)
 	s.logger.Info("shutting down")
-	// Transforms stop first, while they can still commit their progress.
-	stopTransforms()
-	<-transformsDone
-	s.wasm.Close(context.Background())
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Transforms stop first, while they can still commit their progress;
+	// one that does not stop within the shutdown timeout is left behind
+	// (closing the module runtime below stops its module).
+	stopTransforms()
+	select {
+	case <-transformsDone:
+	case <-sctx.Done():
+		s.logger.Warn("transforms did not stop within the shutdown timeout")
+	}
+	s.wasm.Close(context.Background())
 	if err := s.kafka.Shutdown(sctx); err != nil {
 		s.logger.Warn("kafka connections cut at shutdown timeout", "err", err)
 	}

@@ -108,11 +108,20 @@ func (r *runner) run(ctx context.Context) {
 	r.d = record.NewDecompressor()
 	defer r.d.Close()
 
-	inst, offset, err := r.start(ctx)
+	inst, err := r.instantiate(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			r.fail(ctx, err)
+			r.fail(ctx, err) // the module cannot start: it stays failed
 		}
+		return
+	}
+	offset, err := r.resume(ctx, inst)
+	if err != nil {
+		// The catalog or the group coordinator is not reachable yet
+		// (a cluster still electing): the engine starts the runner
+		// again at its next pass.
+		inst.Close(ctx)
+		r.setErr(err)
 		return
 	}
 	defer func() { inst.Close(context.Background()) }()
@@ -167,34 +176,26 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
-// start instantiates the module and finds where to resume.
-func (r *runner) start(ctx context.Context) (*transform.Instance, int64, error) {
-	inst, err := r.instantiate(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	offset := r.def.StartOffsets[r.partition]
+// resume finds where to start: an aggregate's saved state (restored into
+// inst), else the committed progress, else the start offset of the deploy.
+func (r *runner) resume(ctx context.Context, inst *transform.Instance) (int64, error) {
 	if inst.Kind() == transform.KindAggregate {
 		st, ok, err := r.e.hub.LoadState(ctx, r.def.Name, r.partition)
 		if err != nil {
-			inst.Close(ctx)
-			return nil, 0, err
+			return 0, err
 		}
 		if ok {
-			if err := inst.Restore(ctx, st.Data); err != nil {
-				inst.Close(ctx)
-				return nil, 0, err
-			}
-			return inst, st.Offset, nil
+			return st.Offset, inst.Restore(ctx, st.Data)
 		}
 	}
-	if o, ok, err := r.e.hub.Committed(ctx, r.def, r.partition); err != nil {
-		inst.Close(ctx)
-		return nil, 0, err
-	} else if ok {
-		offset = o
+	o, ok, err := r.e.hub.Committed(ctx, r.def, r.partition)
+	if err != nil {
+		return 0, err
 	}
-	return inst, offset, nil
+	if ok {
+		return o, nil
+	}
+	return r.def.StartOffsets[r.partition], nil
 }
 
 func (r *runner) instantiate(ctx context.Context) (*transform.Instance, error) {

@@ -683,3 +683,80 @@ func TestMisbehavingModules(t *testing.T) {
 		}
 	}
 }
+
+// In a cluster a transform runs on its input partition's leader and
+// follows it: after the leader stops, the new leader's node carries on
+// from the committed progress, and no input record is left out.
+func TestTransformFollowsLeaderInCluster(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, func(_ int, c *config.Config) { c.TransformInterval = 50 * time.Millisecond })
+	var seeds []string
+	for _, n := range nodes {
+		seeds = append(seeds, n.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		var live []string
+		for _, n := range nodes {
+			if n.Running() {
+				live = append(live, n.Addr())
+			}
+		}
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(live...), kgo.RetryTimeout(time.Minute), kgo.MetadataMinAge(100 * time.Millisecond)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	adm := kadm.NewClient(newClient())
+	for {
+		_, err := adm.CreateTopic(ctx, 1, 3, nil, "events")
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the cluster is still electing its controller
+	}
+	brokers := "--brokers=" + strings.Join(seeds, ",")
+	clitest.MustRun(t, "", "transform", "deploy", "upper", brokers, "--module", transformtest.BuildFile(t, "examples/uppercase"),
+		"--input", "events", "--output", "EVENTS", "--from", "beginning")
+	producer := newClient()
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "events", Value: []byte(fmt.Sprint("e", i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	readAll := func(want int) map[string]bool {
+		cl := newClient(kgo.ConsumeTopics("EVENTS"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		seen := map[string]bool{}
+		for len(seen) < want {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("read %d of %d distinct outputs", len(seen), want)
+			}
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+		}
+		cl.Close()
+		return seen
+	}
+	send(0, 100)
+	readAll(100)
+	md, err := adm.Metadata(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := md.Topics["events"].Partitions[0].Leader
+	nodes[leader-1].Stop()
+	send(100, 200)
+	seen := readAll(200)
+	for i := range 200 {
+		if !seen[fmt.Sprint("E", i)] {
+			t.Fatalf("E%d missing after the leader stopped", i)
+		}
+	}
+}
