@@ -235,7 +235,7 @@ func TestCompiledCodeIsCached(t *testing.T) {
 // 200 bytes, per record: identity (the SDK's and host's own cost) and
 // uppercase, with the time budget enforced (the default) and unbounded.
 func BenchmarkMap200B(b *testing.B) {
-	for _, pkg := range []string{"internal/transform/testdata/identity", "examples/uppercase"} {
+	for _, pkg := range []string{"internal/transform/testdata/dropall", "internal/transform/testdata/identity", "examples/uppercase"} {
 		for _, unbounded := range []bool{false, true} {
 			name := pkg[strings.LastIndexByte(pkg, '/')+1:] + "/budget"
 			if unbounded {

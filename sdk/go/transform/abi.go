@@ -89,6 +89,9 @@ type processor struct {
 	// record being processed.
 	baseOffset, baseTS int64
 	cur                *Record
+	// emitFn is p.emit as a func value, made once: a method value
+	// made per record would allocate per record.
+	emitFn func(*Record)
 }
 
 // process decodes an input frame, calls the handler for each record and
@@ -116,7 +119,10 @@ func (p *processor) process(in []byte) ([]byte, error) {
 		}
 		body = body[n+int(length):]
 		p.cur = &p.rec
-		if err := handler(&p.rec, p.emit); err != nil {
+		if p.emitFn == nil {
+			p.emitFn = p.emit
+		}
+		if err := handler(&p.rec, p.emitFn); err != nil {
 			p.emitError(err)
 		}
 	}
@@ -172,27 +178,83 @@ func (p *processor) decode(b []byte) error {
 	return nil
 }
 
-// emit appends an output record tied to the current input record.
+// emit appends an output record tied to the current input record. The
+// entry's length is worked out first, so it is written in place.
 func (p *processor) emit(r *Record) {
 	if r.Output < 0 || r.Output >= errorOutput {
 		p.emitError(fmt.Errorf("output %d out of range", r.Output))
 		return
 	}
-	start := len(p.out)
-	p.out = append(p.out, 0, 0, 0, 0, 0) // room for the length, fixed up below
-	body := len(p.out)
-	p.out = append(p.out, byte(r.Output))
-	p.out = appendVarint(p.out, p.cur.Offset-p.baseOffset)
-	p.out = appendVarint(p.out, r.Timestamp-p.baseTS)
-	p.out = appendBytes(p.out, r.Key)
-	p.out = appendBytes(p.out, r.Value)
-	p.out = appendVarint(p.out, int64(len(r.Headers)))
+	delta, ts := p.cur.Offset-p.baseOffset, r.Timestamp-p.baseTS
+	n := 1 + varintLen(delta) + varintLen(ts) + bytesLen(r.Key) + bytesLen(r.Value) + varintLen(int64(len(r.Headers)))
 	for _, h := range r.Headers {
-		p.out = appendVarint(p.out, int64(len(h.Key)))
-		p.out = append(p.out, h.Key...)
-		p.out = appendBytes(p.out, h.Value)
+		n += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
 	}
-	p.fixLength(start, body)
+	// Written by index into room made once: in WebAssembly every append
+	// is a call, and calls are what Go modules pay most for.
+	start := len(p.out)
+	need := n + varintLen(int64(n))
+	if cap(p.out)-start < need {
+		grown := make([]byte, start, 2*cap(p.out)+need)
+		copy(grown, p.out)
+		p.out = grown
+	}
+	b := p.out[:start+need]
+	i := putVarint(b, start, int64(n))
+	b[i] = byte(r.Output)
+	i = putVarint(b, i+1, delta)
+	i = putVarint(b, i, ts)
+	i = putBytes(b, i, r.Key)
+	i = putBytes(b, i, r.Value)
+	i = putVarint(b, i, int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		i = putVarint(b, i, int64(len(h.Key)))
+		i += copy(b[i:], h.Key)
+		i = putBytes(b, i, h.Value)
+	}
+	p.out = b[:i]
+}
+
+// putVarint writes v as a zigzag varint at b[i:] and returns the index
+// after it.
+func putVarint(b []byte, i int, v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for u >= 0x80 {
+		b[i] = byte(u) | 0x80
+		u >>= 7
+		i++
+	}
+	b[i] = byte(u)
+	return i + 1
+}
+
+// putBytes writes a nullable byte string at b[i:].
+func putBytes(b []byte, i int, v []byte) int {
+	if v == nil {
+		b[i] = 1 // zigzag -1
+		return i + 1
+	}
+	i = putVarint(b, i, int64(len(v)))
+	return i + copy(b[i:], v)
+}
+
+// varintLen is the size of v as a zigzag varint.
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+// bytesLen is the encoded size of a nullable byte string.
+func bytesLen(b []byte) int {
+	if b == nil {
+		return 1
+	}
+	return varintLen(int64(len(b))) + len(b)
 }
 
 // emitError appends an entry saying the current input record failed.

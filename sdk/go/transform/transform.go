@@ -116,6 +116,8 @@ var (
 	handler func(r *Record, emit func(*Record)) error
 	config  Config
 	state   = mapState{}
+	// emitted holds the record being emitted (see OnMap).
+	emitted Record
 )
 
 // Config is what the transform was deployed with.
@@ -165,7 +167,10 @@ func OnMap(fn func(r Record) (Record, error)) {
 		if err != nil {
 			return err
 		}
-		emit(&out)
+		// Through a package-level Record: a local whose address goes
+		// to emit would be allocated on the heap for every record.
+		emitted = out
+		emit(&emitted)
 		return nil
 	})
 }
@@ -178,7 +183,8 @@ func OnFilterMap(fn func(r Record) (Record, bool, error)) {
 		if err != nil || !ok {
 			return err
 		}
-		emit(&out)
+		emitted = out
+		emit(&emitted)
 		return nil
 	})
 }
@@ -186,7 +192,10 @@ func OnFilterMap(fn func(r Record) (Record, bool, error)) {
 // OnFlatMap calls fn for each record; fn emits any number of records.
 func OnFlatMap(fn func(r Record, emit func(Record)) error) {
 	register(KindFlatMap, func(r *Record, emit func(*Record)) error {
-		return fn(*r, func(out Record) { emit(&out) })
+		return fn(*r, func(out Record) {
+			emitted = out
+			emit(&emitted)
+		})
 	})
 }
 
@@ -195,7 +204,10 @@ func OnFlatMap(fn func(r Record, emit func(Record)) error) {
 // changed).
 func OnAggregate(fn func(s State, r Record, emit func(Record)) error) {
 	register(KindAggregate, func(r *Record, emit func(*Record)) error {
-		return fn(state, *r, func(out Record) { emit(&out) })
+		return fn(state, *r, func(out Record) {
+			emitted = out
+			emit(&emitted)
+		})
 	})
 }
 
