@@ -518,18 +518,24 @@ func (c *Client) PutDefinition(ctx context.Context, d Definition) error {
 
 // Definitions lists the deployed transforms by name.
 func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
-	recs, err := c.ReadAll(ctx, TransformsTopic)
+	return readJSON(ctx, c, TransformsTopic, func(d Definition) string { return d.Name })
+}
+
+// readJSON decodes the latest value of every key of a compacted topic,
+// sorted by name (values that do not decode are skipped).
+func readJSON[T any](ctx context.Context, c *Client, topic string, name func(T) string) ([]T, error) {
+	recs, err := c.ReadAll(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Definition, 0, len(recs))
+	out := make([]T, 0, len(recs))
 	for _, r := range recs {
-		var d Definition
-		if json.Unmarshal(r.Value, &d) == nil {
-			out = append(out, d)
+		var v T
+		if json.Unmarshal(r.Value, &v) == nil {
+			out = append(out, v)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return name(out[i]) < name(out[j]) })
 	return out, nil
 }
 
@@ -710,19 +716,7 @@ func (c *Client) PutView(ctx context.Context, v View) error {
 
 // Views lists the views by name.
 func (c *Client) Views(ctx context.Context) ([]View, error) {
-	recs, err := c.ReadAll(ctx, ViewsTopic)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]View, 0, len(recs))
-	for _, r := range recs {
-		var v View
-		if json.Unmarshal(r.Value, &v) == nil {
-			out = append(out, v)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return readJSON(ctx, c, ViewsTopic, func(v View) string { return v.Name })
 }
 
 // DeleteView removes a view.

@@ -255,29 +255,48 @@ func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) 
 
 // ProcessBatch runs the module over a stored Kafka v2 batch (any codec).
 func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
-	h, err := record.ParseHeader(batch)
+	info, body, release, err := batchBody(batch, d)
 	if err != nil {
 		return nil, err
 	}
-	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
-		return nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
+	defer release()
+	return i.Process(ctx, info, body)
+}
+
+// batchBody returns a stored batch's header fields and its records
+// section, decompressed; release gives the decompression buffer back.
+func batchBody(batch []byte, d *record.Decompressor) (BatchInfo, []byte, func(), error) {
+	release := func() {}
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return BatchInfo{}, nil, release, err
 	}
-	body := batch[record.HeaderSize:h.Size()]
-	if c := h.Compression(); c != record.CompressionNone {
-		if d == nil {
-			d = record.NewDecompressor()
-			defer d.Close()
-		}
-		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
-		if err != nil {
-			return nil, err
-		}
-		defer d.Release(buf)
-		body = buf
+	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
+		return BatchInfo{}, nil, release, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
 	}
 	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
 		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
-	return i.Process(ctx, info, body)
+	body := batch[record.HeaderSize:h.Size()]
+	if c := h.Compression(); c != record.CompressionNone {
+		own := d == nil
+		if own {
+			d = record.NewDecompressor()
+		}
+		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
+		if err != nil {
+			if own {
+				d.Close()
+			}
+			return info, nil, release, err
+		}
+		body, release = buf, func() {
+			d.Release(buf)
+			if own {
+				d.Close()
+			}
+		}
+	}
+	return info, body, release, nil
 }
 
 // Snapshot returns an aggregate's state (nil for modules that keep none).
@@ -342,30 +361,14 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 // of them with the same BatchInfo (NumRecords set to the run's length),
 // which is how one failing record is told from the rest of its batch.
 func Records(batch []byte, d *record.Decompressor) (BatchInfo, [][]byte, error) {
-	h, err := record.ParseHeader(batch)
+	info, body, release, err := batchBody(batch, d)
 	if err != nil {
-		return BatchInfo{}, nil, err
+		return info, nil, err
 	}
-	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
-		return BatchInfo{}, nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
-	}
-	body := batch[record.HeaderSize:h.Size()]
-	if c := h.Compression(); c != record.CompressionNone {
-		if d == nil {
-			d = record.NewDecompressor()
-			defer d.Close()
-		}
-		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
-		if err != nil {
-			return BatchInfo{}, nil, err
-		}
-		body = append([]byte(nil), buf...)
-		d.Release(buf)
-	}
-	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
-		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
+	body = append([]byte(nil), body...) // the records outlive the buffer
+	release()
 	var recs [][]byte
-	for k := int32(0); k < h.NumRecords; k++ {
+	for k := int32(0); k < info.NumRecords; k++ {
 		l, n := binary.Varint(body)
 		if n <= 0 || l < 0 || l > int64(len(body)-n) {
 			return info, nil, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)

@@ -46,6 +46,33 @@ func Hub(ctx context.Context, p *clientcmd.Params) (*hub.Client, error) {
 	return hub.New(clientOpts(p)...)
 }
 
+// WithHub runs fn with a catalog client made from the command's connection
+// settings.
+func WithHub(cmd *cobra.Command, p *clientcmd.Params, fn func(ctx context.Context, h *hub.Client) error) error {
+	h, err := Hub(cmd.Context(), p)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(cmd.Context(), h)
+}
+
+// PrintFromHub prints, in the command's --format, the view fn makes with a
+// catalog client.
+func PrintFromHub(cmd *cobra.Command, p *clientcmd.Params, format *string, fn func(ctx context.Context, h *hub.Client) (clientcmd.Texter, error)) error {
+	f, err := clientcmd.ParseFormat(*format)
+	if err != nil {
+		return err
+	}
+	return WithHub(cmd, p, func(ctx context.Context, h *hub.Client) error {
+		v, err := fn(ctx, h)
+		if err != nil {
+			return err
+		}
+		return f.Print(cmd.OutOrStdout(), v)
+	})
+}
+
 // Inspect compiles a module and starts it once (no parameters) to learn
 // its kind: what publish and deploy check before anything is stored.
 func Inspect(ctx context.Context, wasm []byte) (transform.Kind, error) {
@@ -154,20 +181,10 @@ func newList(p *clientcmd.Params, format *string) *cobra.Command {
 		Short: "List published modules and versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := clientcmd.ParseFormat(*format)
-			if err != nil {
-				return err
-			}
-			h, err := Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			ms, err := h.Modules(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return f.Print(cmd.OutOrStdout(), append(moduleList{}, ms...))
+			return PrintFromHub(cmd, p, format, func(ctx context.Context, h *hub.Client) (clientcmd.Texter, error) {
+				ms, err := h.Modules(ctx)
+				return append(moduleList{}, ms...), err
+			})
 		},
 	}
 }
@@ -178,20 +195,10 @@ func newDescribe(p *clientcmd.Params, format *string) *cobra.Command {
 		Short: "Show a module version (the newest without @VERSION)",
 		Args:  clientcmd.ExactArgs(1, "a module name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := clientcmd.ParseFormat(*format)
-			if err != nil {
-				return err
-			}
-			h, err := Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			info, _, err := h.Module(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return f.Print(cmd.OutOrStdout(), moduleView(info))
+			return PrintFromHub(cmd, p, format, func(ctx context.Context, h *hub.Client) (clientcmd.Texter, error) {
+				info, _, err := h.Module(ctx, args[0])
+				return moduleView(info), err
+			})
 		},
 	}
 }
@@ -235,12 +242,7 @@ func newDelete(p *clientcmd.Params) *cobra.Command {
 		Short: "Delete a published version (refused while a transform runs it)",
 		Args:  clientcmd.ExactArgs(1, "NAME@VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			if err := h.DeleteModule(cmd.Context(), args[0]); err != nil {
+			if err := WithHub(cmd, p, func(ctx context.Context, h *hub.Client) error { return h.DeleteModule(ctx, args[0]) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])

@@ -378,12 +378,7 @@ func newDelete(p *clientcmd.Params) *cobra.Command {
 		Short: "Stop a transform and forget its progress (its output topics stay)",
 		Args:  clientcmd.ExactArgs(1, "a transform name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := module.Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			if err := h.DeleteDefinition(cmd.Context(), args[0]); err != nil {
+			if err := module.WithHub(cmd, p, func(ctx context.Context, h *hub.Client) error { return h.DeleteDefinition(ctx, args[0]) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
@@ -410,20 +405,10 @@ func newLogs(p *clientcmd.Params, format *string) *cobra.Command {
 		Short: "Print what a transform's module logged and why it stopped, if it did",
 		Args:  clientcmd.ExactArgs(1, "a transform name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := clientcmd.ParseFormat(*format)
-			if err != nil {
-				return err
-			}
-			h, err := module.Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			lines, err := h.Logs(cmd.Context(), args[0], n)
-			if err != nil {
-				return err
-			}
-			return f.Print(cmd.OutOrStdout(), append(logView{}, lines...))
+			return module.PrintFromHub(cmd, p, format, func(ctx context.Context, h *hub.Client) (clientcmd.Texter, error) {
+				lines, err := h.Logs(ctx, args[0], n)
+				return append(logView{}, lines...), err
+			})
 		},
 	}
 	cmd.Flags().IntVarP(&n, "num", "n", 100, "how many of the last lines (0 for all)")
@@ -524,20 +509,10 @@ func newViewList(p *clientcmd.Params, format *string) *cobra.Command {
 		Short: "List views",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := clientcmd.ParseFormat(*format)
-			if err != nil {
-				return err
-			}
-			h, err := module.Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			vs, err := h.Views(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return f.Print(cmd.OutOrStdout(), append(viewList{}, vs...))
+			return module.PrintFromHub(cmd, p, format, func(ctx context.Context, h *hub.Client) (clientcmd.Texter, error) {
+				vs, err := h.Views(ctx)
+				return append(viewList{}, vs...), err
+			})
 		},
 	}
 }
@@ -548,12 +523,7 @@ func newViewDelete(p *clientcmd.Params) *cobra.Command {
 		Short: "Delete a view (its source topic is untouched)",
 		Args:  clientcmd.ExactArgs(1, "a view name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := module.Hub(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			if err := h.DeleteView(cmd.Context(), args[0]); err != nil {
+			if err := module.WithHub(cmd, p, func(ctx context.Context, h *hub.Client) error { return h.DeleteView(ctx, args[0]) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted view %s\n", args[0])
