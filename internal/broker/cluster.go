@@ -589,11 +589,12 @@ func (p *Partition) appendReplicated(batch []byte) (storage.AppendResult, error)
 }
 
 // stripInternal replaces Raft's own entries (a new leader's empty entry,
-// membership changes) in fetched batches with batches without records
-// spanning the same offsets: clients never see the entries, yet their
-// position moves past them, so a reader that stops at the high watermark
-// gets there even when the last entries are internal. The batches only
-// shrink, so the rewrite is done in place.
+// membership changes) in fetched batches with a control batch holding one
+// LEADER_CHANGE control record, as KRaft writes into its logs: clients skip
+// control batches they do not use, their position moves past the offset,
+// and a reader that keeps control records sees that the partition goes on
+// to there. The replacement is never larger than the entry, so the rewrite
+// is done in place.
 func stripInternal(b []byte) []byte {
 	out := b[:0]
 	for rest := b; len(rest) >= record.HeaderSize; {
@@ -604,13 +605,29 @@ func stripInternal(b []byte) []byte {
 		if !record.PeekInternal(rest[:size]) {
 			out = append(out, rest[:size]...)
 		} else if h, err := record.ParseHeader(rest[:size]); err == nil {
-			h.Attributes = 0
-			h.ProducerID, h.ProducerEpoch, h.BaseSequence = -1, -1, -1
-			out = record.AppendEmpty(out, &h)
+			if marker := leaderChangeMarker(&h); len(marker) <= size {
+				out = append(out, marker...)
+			} else {
+				h.Attributes, h.ProducerID, h.ProducerEpoch, h.BaseSequence = 0, -1, -1, -1
+				out = record.AppendEmpty(out, &h)
+			}
 		}
 		rest = rest[size:]
 	}
 	return out
+}
+
+// leaderChangeMarker is the control batch that stands for an internal
+// entry with header h.
+func leaderChangeMarker(h *record.Header) []byte {
+	key := kmsg.NewControlRecordKey()
+	key.Type = kmsg.ControlRecordKeyTypeLeaderChange
+	b, err := record.Build(record.BatchOptions{BaseOffset: h.BaseOffset, LeaderEpoch: h.LeaderEpoch, FirstTimestamp: h.FirstTimestamp,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Control: true}, []record.Record{{Key: key.AppendTo(nil)}})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // ClusterID is the cluster's id: the controller's in a cluster.

@@ -1,10 +1,12 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/weir-dev/weir/internal/cli/clitest"
 	"github.com/weir-dev/weir/internal/server/servertest"
@@ -27,6 +29,18 @@ var clientCommands = [][]string{
 	{"group", "describe", "g"},
 	{"group", "delete", "g"},
 	{"group", "reset-offsets", "g", "--topic", "t", "--to-earliest"},
+	{"module", "list"},
+	{"module", "describe", "m"},
+	{"module", "pull", "m"},
+	{"module", "delete", "m@1.0.0"},
+	{"transform", "list"},
+	{"transform", "describe", "x"},
+	{"transform", "pause", "x"},
+	{"transform", "resume", "x"},
+	{"transform", "delete", "x"},
+	{"transform", "logs", "x"},
+	{"view", "list"},
+	{"view", "delete", "v"},
 }
 
 func TestUnreachableBroker(t *testing.T) {
@@ -128,5 +142,61 @@ func TestErrorsAreOneLineWithoutUsage(t *testing.T) {
 		if strings.Contains(got, "Usage:") {
 			t.Errorf("weir %s printed usage: %s", strings.Join(args, " "), got)
 		}
+	}
+}
+
+// A cluster partition can end in Raft's own entries (a new leader appends
+// one): consume without --follow still reaches the end.
+func TestConsumeReachesTheEndInACluster(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, nil)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	brokers := "--brokers=" + strings.Join(addrs, ",")
+	deadline := time.Now().Add(time.Minute)
+	for clitest.Run(t, "", "topic", "create", "t", "--replicas", "3", brokers).Code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("topic create never succeeded")
+		}
+		time.Sleep(100 * time.Millisecond) // the cluster is still electing its controller
+	}
+	// Every node learns of the topic a moment after it is created.
+	for r := clitest.Run(t, "a\nb\nc\n", "produce", "t", brokers); r.Code != 0; r = clitest.Run(t, "a\nb\nc\n", "produce", "t", brokers) {
+		if !strings.Contains(r.Stderr, "does not exist") || time.Now().After(deadline) {
+			t.Fatalf("produce: %s", r.Stderr)
+		}
+		time.Sleep(50 * time.Millisecond) // the node asked has not applied the new topic yet
+	}
+	// Stop the partition's leader: its successor appends its own entry
+	// after the records, so the partition now ends in one.
+	var info struct {
+		Partitions []struct {
+			Leader int32 `json:"leader"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(clitest.MustRun(t, "", "topic", "describe", "t", brokers, "--format", "json").Stdout), &info); err != nil || len(info.Partitions) != 1 {
+		t.Fatalf("describe: %v %+v", err, info)
+	}
+	nodes[info.Partitions[0].Leader-1].Stop()
+	var live []string
+	for _, n := range nodes {
+		if n.Running() {
+			live = append(live, n.Addr())
+		}
+	}
+	brokers = "--brokers=" + strings.Join(live, ",")
+	for {
+		r := clitest.Run(t, "", "consume", "t", brokers)
+		if r.Code == 0 {
+			if r.Stdout != "a\nb\nc\n" {
+				t.Fatalf("consume printed %q", r.Stdout)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consume never reached the end: %s", r.Stderr)
+		}
+		time.Sleep(100 * time.Millisecond) // a new leader is being elected
 	}
 }

@@ -135,6 +135,9 @@ func run(cmd *cobra.Command, p *clientcmd.Params, o *options, topic string) erro
 	}
 	cl, err := p.Client(ctx,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		// Control records come through (and are not printed) so that a
+		// partition ending in them is seen to end.
+		kgo.KeepControlRecords(),
 		// If retention removes records under a follower, carry on from the
 		// oldest remaining one.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -327,6 +330,18 @@ func (c *consumer) print(fetches kgo.Fetches) (bool, error) {
 				continue // produced after the command started
 			}
 		}
+		if r.Attrs.IsControl() {
+			// Control records (transaction markers, a cluster's own
+			// entries) are not printed, but they can be a partition's
+			// last offsets: only they tell that the end is reached.
+			if !c.follow && r.Offset+1 >= c.stops[r.Partition] {
+				c.finish(r.Partition)
+				if len(c.stops) == 0 {
+					return true, nil
+				}
+			}
+			continue
+		}
 		if c.xf != nil {
 			outs, err := c.xf.apply(context.Background(), r)
 			if err != nil {
@@ -350,14 +365,19 @@ func (c *consumer) print(fetches kgo.Fetches) (bool, error) {
 			return true, nil
 		}
 		if !c.follow && r.Offset+1 >= c.stops[r.Partition] {
-			delete(c.stops, r.Partition)
-			c.cl.PauseFetchPartitions(map[string][]int32{c.topic: {r.Partition}})
+			c.finish(r.Partition)
 			if len(c.stops) == 0 {
 				return true, nil
 			}
 		}
 	}
 	return false, nil
+}
+
+// finish stops reading a partition that reached its stop offset.
+func (c *consumer) finish(partition int32) {
+	delete(c.stops, partition)
+	c.cl.PauseFetchPartitions(map[string][]int32{c.topic: {partition}})
 }
 
 func (c *consumer) fetchErr(ctx, pctx context.Context, fetches kgo.Fetches) error {

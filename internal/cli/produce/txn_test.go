@@ -66,6 +66,10 @@ func TestTransactionalProduce(t *testing.T) {
 	if m := txnSummaryLine.FindStringSubmatch(r.Stderr); m == nil || m[1] != "3" || m[2] != "tx" || m[3] != "1 transaction" {
 		t.Errorf("summary %q", r.Stderr)
 	}
+	// The topic ends in the commit marker: consume still sees the end.
+	if out := clitest.MustRun(t, "", "consume", "tx", b).Stdout; out != "a\nb\nc\n" {
+		t.Errorf("consume printed %q", out)
+	}
 	if got := strings.Join(readCommitted(t, n.Addr(), "tx"), ","); got != "a,b,c" {
 		t.Errorf("read_committed sees %q, want a,b,c", got)
 	}
