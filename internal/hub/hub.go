@@ -259,13 +259,23 @@ func (c *Client) Kafka() *kgo.Client { return c.cl }
 
 // EnsureTopics creates the catalog's topics that do not exist yet.
 func (c *Client) EnsureTopics(ctx context.Context) error {
-	compact := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+	// Small segments that roll hourly, so compaction (which never
+	// touches the active segment) keeps the catalog small: status is
+	// rewritten every few seconds per running partition.
+	compact := func(maxMessage int) map[string]*string {
+		return map[string]*string{
+			"cleanup.policy":    kadm.StringPtr("compact"),
+			"segment.bytes":     kadm.StringPtr(strconv.Itoa(1 << 20)),
+			"segment.ms":        kadm.StringPtr(strconv.Itoa(int(time.Hour.Milliseconds()))),
+			"max.message.bytes": kadm.StringPtr(strconv.Itoa(maxMessage)),
+		}
+	}
 	specs := map[string]map[string]*string{
-		ModulesTopic:    {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr(strconv.Itoa(MaxModuleBytes + 1<<20))},
-		TransformsTopic: compact,
-		ViewsTopic:      compact,
-		StatusTopic:     compact,
-		StateTopic:      {"cleanup.policy": kadm.StringPtr("compact"), "max.message.bytes": kadm.StringPtr(strconv.Itoa(64 << 20))},
+		ModulesTopic:    compact(MaxModuleBytes + 1<<20),
+		TransformsTopic: compact(1 << 20),
+		ViewsTopic:      compact(1 << 20),
+		StatusTopic:     compact(1 << 20),
+		StateTopic:      compact(64 << 20),
 		LogsTopic:       {"retention.ms": kadm.StringPtr(strconv.Itoa(int((24 * time.Hour).Milliseconds())))},
 	}
 	for topic, cfg := range specs {
