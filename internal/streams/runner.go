@@ -127,6 +127,28 @@ func (r *runner) run(ctx context.Context) {
 	defer func() { inst.Close(context.Background()) }()
 	r.offset.Store(offset)
 	backoff := time.Duration(0)
+	// pending is the chunk whose outputs are on their way while the
+	// module runs over the next read; it is settled (outputs acknowledged,
+	// progress committed) before the one after it is sent, when the input
+	// runs dry, and when the runner stops (even if told to stop, so a
+	// clean shutdown or a pause repeats nothing).
+	var pending *chunk
+	settle := func() error {
+		if pending == nil {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		defer cancel()
+		c := pending
+		pending = nil
+		if err := r.settle(wctx, c); err != nil {
+			offset = c.from // its outputs may be partly written: at least once
+			return err
+		}
+		r.offset.Store(c.next)
+		return nil
+	}
+	defer func() { settle() }()
 	for ctx.Err() == nil {
 		changed, err := r.e.cfg.Source.Changed(r.def.Input, r.partition)
 		if err != nil {
@@ -143,37 +165,58 @@ func (r *runner) run(ctx context.Context) {
 		}
 		r.end.Store(res.HighWatermark)
 		if len(res.Data) == 0 {
+			if err := settle(); err != nil {
+				if !r.retryAfter(ctx, err, &backoff) {
+					return
+				}
+				continue
+			}
 			select {
 			case <-ctx.Done():
 			case <-changed:
 			}
 			continue
 		}
-		// Once outputs start going out, the batch is finished (outputs
-		// acknowledged, progress committed) even if the runner is told to
-		// stop meanwhile, so a clean shutdown or a pause repeats nothing.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		next, err := r.processBatches(wctx, &inst, offset, res)
+		c, err := r.processBatches(wctx, &inst, offset, res)
 		cancel()
-		if err != nil {
-			if errors.Is(err, errStop) {
-				r.fail(ctx, err)
+		if serr := settle(); serr != nil {
+			// The chunk before failed: go back to it (this one's
+			// outputs, if any went out, are written again).
+			if c != nil && c.cancel != nil {
+				c.cancel()
+			}
+			if !r.retryAfter(ctx, serr, &backoff) {
 				return
 			}
-			// Outputs could not be written or progress saved: retry
-			// the same input after a pause.
-			r.setErr(err)
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
+			continue
+		}
+		if err != nil {
+			if !r.retryAfter(ctx, err, &backoff) {
+				return
 			}
 			continue
 		}
 		backoff = 0
-		offset = next
-		r.offset.Store(offset)
+		pending, offset = c, c.next
 	}
+}
+
+// retryAfter handles a failed chunk: a stop by the error policy fails the
+// runner (false); anything else (outputs not written, progress not saved)
+// is retried from the chunk's start after a growing pause.
+func (r *runner) retryAfter(ctx context.Context, err error, backoff *time.Duration) bool {
+	if errors.Is(err, errStop) {
+		r.fail(ctx, err)
+		return false
+	}
+	r.setErr(err)
+	*backoff = min(max(2**backoff, 100*time.Millisecond), 5*time.Second)
+	select {
+	case <-ctx.Done():
+	case <-time.After(*backoff):
+	}
+	return true
 }
 
 // resume finds where to start: an aggregate's saved state (restored into
@@ -206,9 +249,34 @@ func (r *runner) instantiate(ctx context.Context) (*transform.Instance, error) {
 // errStop marks a failure the error policy says to stop on.
 var errStop = errors.New("stopped by the error policy")
 
-// processBatches runs the module over the batches read, writes the outputs
-// and saves progress. It returns the offset to continue from.
-func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, from int64, res Batches) (int64, error) {
+// chunk is one read's outputs on their way to the output topics: the
+// runner commits next once every output is acknowledged, and meanwhile
+// runs the module over the next read.
+type chunk struct {
+	from, next int64
+	outs       int
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	err        error
+	cancel     context.CancelFunc // ends the outputs' context once settled
+	settled    bool               // aggregates: written and committed already
+}
+
+func (c *chunk) done(_ *kgo.Record, err error) {
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	c.wg.Done()
+}
+
+// processBatches runs the module over the batches read and sends the
+// outputs, without waiting for them: settle does. An aggregate's chunk is
+// written, its state saved and its progress committed before it returns.
+func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, from int64, res Batches) (*chunk, error) {
 	var outs []*kgo.Record
 	var dead []*kgo.Record
 	next := from
@@ -220,7 +288,7 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 	for len(data) >= record.HeaderSize {
 		h, err := record.ParseHeader(data)
 		if err != nil || h.Size() > len(data) {
-			return from, fmt.Errorf("input batch at %d: %v", next, err)
+			return nil, fmt.Errorf("input batch at %d: %v", next, err)
 		}
 		batch := data[:h.Size()]
 		data = data[h.Size():]
@@ -248,7 +316,7 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			// that fail and not to their neighbours.
 			r.log("batch at offset " + strconv.FormatInt(h.BaseOffset, 10) + " failed: " + err.Error())
 			if r.def.OnError == hub.OnErrorStop {
-				return from, fmt.Errorf("%w: %v", errStop, err)
+				return nil, fmt.Errorf("%w: %v", errStop, err)
 			}
 			var fresh *transform.Instance
 			if fresh, err = r.restart(ctx, *inst); err == nil {
@@ -257,7 +325,7 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			}
 		}
 		if err != nil {
-			return from, err
+			return nil, err
 		}
 		if (*inst).Kind() == transform.KindAggregate {
 			// An aggregate saves its state after every batch, so a
@@ -269,25 +337,52 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 	if r.def.OnError == hub.OnErrorDeadLetter {
 		outs = append(outs, dead...)
 	}
+	c := &chunk{from: from, next: next, outs: len(outs)}
+	if (*inst).Kind() != transform.KindAggregate {
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		c.cancel = cancel
+		c.wg.Add(len(outs))
+		for _, rec := range outs {
+			r.e.hub.Kafka().Produce(octx, rec, c.done)
+		}
+		return c, nil
+	}
 	if len(outs) > 0 {
 		if err := r.e.hub.Kafka().ProduceSync(ctx, outs...).FirstErr(); err != nil {
-			return from, fmt.Errorf("write outputs: %w", err)
+			return nil, fmt.Errorf("write outputs: %w", err)
 		}
 	}
-	r.out.Add(int64(len(outs)))
-	if (*inst).Kind() == transform.KindAggregate {
-		data, err := (*inst).Snapshot(ctx)
-		if err != nil {
-			return from, fmt.Errorf("%w: aggregate snapshot: %v", errStop, err)
-		}
-		if err := r.e.hub.SaveState(ctx, r.def.Name, r.partition, hub.State{Offset: next, Digest: r.def.Digest, Data: data}); err != nil {
-			return from, fmt.Errorf("save aggregate state: %w", err)
-		}
+	data, err := (*inst).Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: aggregate snapshot: %v", errStop, err)
+	}
+	if err := r.e.hub.SaveState(ctx, r.def.Name, r.partition, hub.State{Offset: next, Digest: r.def.Digest, Data: data}); err != nil {
+		return nil, fmt.Errorf("save aggregate state: %w", err)
 	}
 	if err := r.e.hub.Commit(ctx, r.def, r.partition, next); err != nil {
-		return from, fmt.Errorf("commit progress: %w", err)
+		return nil, fmt.Errorf("commit progress: %w", err)
 	}
-	return next, nil
+	r.out.Add(int64(len(outs)))
+	c.settled = true
+	return c, nil
+}
+
+// settle waits for a chunk's outputs and commits its progress.
+func (r *runner) settle(ctx context.Context, c *chunk) error {
+	if c.settled {
+		return nil
+	}
+	c.wg.Wait()
+	c.cancel()
+	if c.err != nil {
+		return fmt.Errorf("write outputs: %w", c.err)
+	}
+	r.out.Add(int64(c.outs))
+	if err := r.e.hub.Commit(ctx, r.def, r.partition, c.next); err != nil {
+		return fmt.Errorf("commit progress: %w", err)
+	}
+	c.settled = true
+	return nil
 }
 
 // collect turns a batch's results into output records, and its failed
