@@ -47,7 +47,6 @@ var (
 type ParamInfo struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
-	Required    bool   `json:"required,omitempty"`
 }
 
 // ModuleInfo describes a published module.
@@ -234,10 +233,9 @@ type State struct {
 
 // Client reads and writes the catalog.
 type Client struct {
-	opts []kgo.Opt
-	cl   *kgo.Client
-	adm  *kadm.Client
-	dec  kgo.Decompressor
+	cl  *kgo.Client
+	adm *kadm.Client
+	dec kgo.Decompressor
 }
 
 // New connects to the cluster with the given client options (seed brokers
@@ -248,7 +246,7 @@ func New(opts ...kgo.Opt) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{opts: opts, cl: cl, adm: kadm.NewClient(cl), dec: kgo.DefaultDecompressor()}, nil
+	return &Client{cl: cl, adm: kadm.NewClient(cl), dec: kgo.DefaultDecompressor()}, nil
 }
 
 // Close closes the connections.

@@ -97,7 +97,7 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 
 	// Resolve partitions once; the read loop below may run several times.
 	resolved := make([]*broker.Partition, len(parts))
-	views := make([]*broker.Topic, len(parts)) // set for partitions of views
+	var views []*broker.Topic // partitions of views, made on the first one
 	errs := make([]int16, len(parts))
 	for i, fp := range parts {
 		var t *broker.Topic
@@ -125,6 +125,9 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 		}
 		resolved[i] = p
 		if t.IsView() {
+			if views == nil {
+				views = make([]*broker.Topic, len(parts))
+			}
 			views[i] = t
 		}
 	}
@@ -175,7 +178,8 @@ func (s *Server) fetch(req *kmsg.FetchRequest, version int16, w *connWriter) kms
 			buf = rr.Batches
 			res.batches = buf[before:]
 			res.aborted = rr.Aborted
-			if v := views[i]; v != nil {
+			if views != nil && views[i] != nil {
+				v := views[i]
 				// A view's records are computed from what was read;
 				// they go to a buffer of their own.
 				computed, err := v.ApplyView(nil, res.batches)

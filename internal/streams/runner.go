@@ -2,7 +2,6 @@ package streams
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -435,7 +434,7 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		off := info.BaseOffset + recordOffsetDelta(rec)
+		off := transform.SourceOffset(info, rec)
 		r.errs.Add(1)
 		r.log(fmt.Sprintf("record %d failed: %v", off, err))
 		if _, err := r.deadLetters(dead, batch, off, err.Error()); err != nil {
@@ -455,25 +454,6 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		}
 	}
 	return nil
-}
-
-// recordOffsetDelta reads a record encoding's offset delta (-1 if it
-// cannot).
-func recordOffsetDelta(rec []byte) int64 {
-	_, n := binary.Varint(rec)
-	if n <= 0 || len(rec) < n+1 {
-		return -1
-	}
-	rec = rec[n+1:] // length, attributes
-	_, n = binary.Varint(rec)
-	if n <= 0 {
-		return -1
-	}
-	d, n := binary.Varint(rec[n:])
-	if n <= 0 {
-		return -1
-	}
-	return d
 }
 
 // restart replaces a broken instance; an aggregate gets back its last

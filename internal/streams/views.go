@@ -3,7 +3,6 @@ package streams
 import (
 	"context"
 	"runtime"
-	"sync/atomic"
 
 	"github.com/weir-dev/weir/internal/hub"
 	"github.com/weir-dev/weir/internal/record"
@@ -18,14 +17,11 @@ type viewRunner struct {
 	module *transform.Module
 	pool   chan *transform.Instance
 	d      *record.Decompressor
-	recs   chan []record.Record
-	failed atomic.Int64
 }
 
 func newViewRunner(e *Engine, v hub.View, m *transform.Module) *viewRunner {
 	n := max(runtime.GOMAXPROCS(0), 2)
-	return &viewRunner{e: e, def: v, module: m, pool: make(chan *transform.Instance, n), d: record.NewDecompressor(),
-		recs: make(chan []record.Record, n)}
+	return &viewRunner{e: e, def: v, module: m, pool: make(chan *transform.Instance, n), d: record.NewDecompressor()}
 }
 
 func (v *viewRunner) get(ctx context.Context) (*transform.Instance, error) {
@@ -58,29 +54,23 @@ func (v *viewRunner) apply(dst, batch []byte) ([]byte, error) {
 	}
 	inst, err := v.get(ctx)
 	if err != nil {
-		v.failed.Add(int64(h.NumRecords))
+		v.e.logger.Warn("view module does not start; the batch reads as a gap", "view", v.def.Name, "offset", h.BaseOffset, "err", err)
 		return record.AppendEmpty(dst, &h), nil
 	}
 	outs, err := inst.ProcessBatch(ctx, batch, v.d)
 	if err != nil {
 		inst.Close(ctx)
-		v.failed.Add(int64(h.NumRecords))
 		v.e.logger.Warn("view batch failed; its records read as gaps", "view", v.def.Name, "offset", h.BaseOffset, "err", err)
 		return record.AppendEmpty(dst, &h), nil
 	}
-	var recs []record.Record
-	select {
-	case recs = <-v.recs:
-	default:
-	}
-	recs = recs[:0]
+	recs := make([]record.Record, 0, len(outs))
 	last := int32(-1)
 	for _, o := range outs {
 		delta := int32(o.SourceOffset - h.BaseOffset)
 		if o.Err != "" || delta <= last {
 			// A failed record is a gap; so is a second output for
 			// one offset, which a view cannot hold.
-			v.failed.Add(1)
+			v.e.logger.Debug("view record left out", "view", v.def.Name, "offset", o.SourceOffset, "err", o.Err)
 			continue
 		}
 		last = delta
@@ -89,10 +79,6 @@ func (v *viewRunner) apply(dst, batch []byte) ([]byte, error) {
 	}
 	dst = record.AppendRebuilt(dst, &h, recs)
 	v.put(ctx, inst)
-	select {
-	case v.recs <- recs:
-	default:
-	}
 	return dst, nil
 }
 

@@ -367,14 +367,48 @@ func Records(batch []byte, d *record.Decompressor) (BatchInfo, [][]byte, error) 
 	}
 	body = append([]byte(nil), body...) // the records outlive the buffer
 	release()
-	var recs [][]byte
-	for k := int32(0); k < info.NumRecords; k++ {
-		l, n := binary.Varint(body)
-		if n <= 0 || l < 0 || l > int64(len(body)-n) {
-			return info, nil, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
+	recs, err := splitRecords(body, info.NumRecords)
+	return info, recs, err
+}
+
+// splitRecords cuts a records section into each record's encoding, length
+// prefix included.
+func splitRecords(body []byte, n int32) ([][]byte, error) {
+	recs := make([][]byte, 0, n)
+	for k := int32(0); k < n; k++ {
+		l, m := binary.Varint(body)
+		if m <= 0 || l < 0 || l > int64(len(body)-m) {
+			return nil, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
 		}
-		recs = append(recs, body[:n+int(l)])
-		body = body[n+int(l):]
+		recs = append(recs, body[:m+int(l)])
+		body = body[m+int(l):]
 	}
-	return info, recs, nil
+	return recs, nil
+}
+
+// recordFields reads a record encoding's attributes, timestamp and offset
+// deltas, and returns what follows them (key, value, headers).
+func recordFields(rec []byte) (attrs byte, tsDelta, offDelta int64, rest []byte, ok bool) {
+	_, n := binary.Varint(rec)
+	if n <= 0 || len(rec) < n+1 {
+		return 0, 0, 0, nil, false
+	}
+	attrs, rec = rec[n], rec[n+1:]
+	if tsDelta, rec, ok = varint(rec); !ok {
+		return 0, 0, 0, nil, false
+	}
+	if offDelta, rec, ok = varint(rec); !ok {
+		return 0, 0, 0, nil, false
+	}
+	return attrs, tsDelta, offDelta, rec, true
+}
+
+// SourceOffset is the offset of a record encoding (as Records returns)
+// in a batch with the given fields, or -1 if it cannot be read.
+func SourceOffset(info BatchInfo, rec []byte) int64 {
+	_, _, d, _, ok := recordFields(rec)
+	if !ok {
+		return -1
+	}
+	return info.BaseOffset + d
 }

@@ -38,9 +38,6 @@ func OpenLocal(ctx context.Context, path string, cfg Config, log LogFunc) (*Loca
 	return &Local{rt: rt, inst: inst}, nil
 }
 
-// Kind is what the module does.
-func (l *Local) Kind() Kind { return l.inst.Kind() }
-
 // Apply runs the module over records whose offsets are base plus their
 // OffsetDelta and timestamps ts plus their TimestampDelta. The outputs
 // are valid until the next call.

@@ -2,7 +2,6 @@ package transform
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -174,27 +173,15 @@ func (i *Instance) processRedpanda(ctx context.Context, info BatchInfo, records 
 		return nil, i.broken
 	}
 	b := &rpBatch{info: info}
-	body := records
-	for k := int32(0); k < info.NumRecords; k++ {
-		l, n := binary.Varint(body)
-		if n <= 0 || l < 0 || l > int64(len(body)-n) {
-			return nil, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
+	recs, err := splitRecords(records, info.NumRecords)
+	if err != nil {
+		return nil, err
+	}
+	for k, rec := range recs {
+		attrs, tsDelta, offDelta, payload, ok := recordFields(rec)
+		if !ok {
+			return nil, fmt.Errorf("%w: record %d header", record.ErrCorrupt, k)
 		}
-		rec := body[n : n+int(l)]
-		body = body[n+int(l):]
-		if len(rec) < 1 {
-			return nil, fmt.Errorf("%w: record %d is empty", record.ErrCorrupt, k)
-		}
-		attrs := rec[0]
-		tsDelta, m1 := binary.Varint(rec[1:])
-		if m1 <= 0 {
-			return nil, fmt.Errorf("%w: record %d timestamp", record.ErrCorrupt, k)
-		}
-		offDelta, m2 := binary.Varint(rec[1+m1:])
-		if m2 <= 0 {
-			return nil, fmt.Errorf("%w: record %d offset", record.ErrCorrupt, k)
-		}
-		payload := rec[1+m1+m2:]
 		b.recs = append(b.recs, rpRecord{attrs: attrs, timestamp: info.BaseTimestamp + tsDelta, offset: info.BaseOffset + offDelta, payload: payload})
 		b.maxPayload = max(b.maxPayload, len(payload))
 	}

@@ -160,16 +160,12 @@ type Module struct {
 	r      *Runtime
 	cm     wazero.CompiledModule
 	digest string
-	size   int
 	// redpanda: built with Redpanda's Data Transforms SDK (redpanda.go).
 	redpanda bool
 }
 
 // Digest is the module's SHA-256, hex.
 func (m *Module) Digest() string { return m.digest }
-
-// Size is the module's size in bytes.
-func (m *Module) Size() int { return m.size }
 
 // Digest returns the SHA-256 of module bytes, hex, as Module.Digest does.
 func Digest(wasm []byte) string {
@@ -196,7 +192,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
-	m := &Module{r: r, cm: cm, digest: Digest(wasm), size: len(wasm), redpanda: importsRedpanda(cm)}
+	m := &Module{r: r, cm: cm, digest: Digest(wasm), redpanda: importsRedpanda(cm)}
 	check := checkExports
 	if m.redpanda {
 		check = checkRedpanda

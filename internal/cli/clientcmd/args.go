@@ -37,3 +37,15 @@ func NounRunE(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 func verb(cmd *cobra.Command) string {
 	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
+
+// Noun finishes a command that only groups verbs: no arguments, help when
+// run alone, --brokers/--timeout and --format for every verb (format is
+// filled in before a verb runs), and the verbs.
+func Noun(p *Params, format *string, cmd *cobra.Command, verbs ...*cobra.Command) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = NounRunE
+	p.AddConnFlags(cmd.PersistentFlags())
+	AddFormatFlag(cmd.PersistentFlags(), format)
+	cmd.AddCommand(verbs...)
+	return cmd
+}

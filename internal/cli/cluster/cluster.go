@@ -11,14 +11,8 @@ import (
 // New returns the cluster command and its verbs.
 func New(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:   "cluster",
 		Short: "Show the cluster the brokers belong to",
-		Args:  cobra.NoArgs,
-		RunE:  clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(NewInfo(p, &format))
-	return cmd
+	}, NewInfo(p, &format))
 }

@@ -17,22 +17,16 @@ import (
 // New returns the group command and its verbs.
 func New(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:     "group",
 		Aliases: []string{"groups"},
 		Short:   "List, describe and delete consumer groups; reset their offsets",
-		Args:    cobra.NoArgs,
-		RunE:    clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(
+	},
 		NewList(p, &format),
 		NewDescribe(p, &format),
 		NewDelete(p, &format),
 		NewResetOffsets(p, &format),
 	)
-	return cmd
 }
 
 // NotFoundError is what every verb reports for a group the broker does not

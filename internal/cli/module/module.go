@@ -23,17 +23,11 @@ import (
 // New returns the module command and its verbs.
 func New(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:     "module",
 		Aliases: []string{"modules"},
 		Short:   "Publish, list and fetch transform modules; scaffold and test them",
-		Args:    cobra.NoArgs,
-		RunE:    clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(newPublish(p, &format), newList(p, &format), newDescribe(p, &format), newPull(p), newDelete(p), newInit(), newTest())
-	return cmd
+	}, newPublish(p, &format), newList(p, &format), newDescribe(p, &format), newPull(p), newDelete(p), newInit(), newTest())
 }
 
 // Hub connects to the catalog with the command's connection settings.

@@ -22,8 +22,6 @@ type edgeTransform struct {
 	recs    []record.Record
 	next    int64 // the offset given to the next record: its line number
 	warn    io.Writer
-	// Failed counts the records the module failed on (reported, not sent).
-	failed int64
 }
 
 func newEdgeTransform(ctx context.Context, path, topic string, params []clientcmd.KV, size int, warn io.Writer) (*edgeTransform, error) {
@@ -71,7 +69,6 @@ func (x *edgeTransform) flush(ctx context.Context, send func(context.Context, *k
 	for _, o := range outs {
 		src := x.pending[o.SourceOffset-base]
 		if o.Err != "" {
-			x.failed++
 			fmt.Fprintf(x.warn, "weir: line %d not sent: %s\n", o.SourceOffset+1, o.Err)
 			continue
 		}

@@ -11,15 +11,10 @@ import (
 // New returns the topic command and its verbs.
 func New(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:   "topic",
 		Short: "Create, list, describe, alter and delete topics",
-		Args:  cobra.NoArgs,
-		RunE:  clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(
+	},
 		NewCreate(p, &format),
 		NewList(p, &format),
 		NewDescribe(p, &format),
@@ -27,7 +22,6 @@ func New(p *clientcmd.Params) *cobra.Command {
 		NewAlterConfig(p, &format),
 		NewAddPartitions(p, &format),
 	)
-	return cmd
 }
 
 // uniqueNames rejects a topic named twice, which Kafka would answer with a

@@ -25,18 +25,14 @@ import (
 // New returns the transform command and its verbs.
 func New(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:     "transform",
 		Aliases: []string{"transforms"},
 		Short:   "Deploy and manage WebAssembly transforms that run inside the brokers",
-		Args:    cobra.NoArgs,
-		RunE:    clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(newDeploy(p, &format), newList(p, &format), newDescribe(p, &format),
-		newSetPaused(p, true), newSetPaused(p, false), newDelete(p), newLogs(p, &format))
-	return cmd
+	},
+		newDeploy(p, &format), newList(p, &format), newDescribe(p, &format),
+		newSetPaused(p, true), newSetPaused(p, false), newDelete(p), newLogs(p, &format),
+	)
 }
 
 func newDeploy(p *clientcmd.Params, format *string) *cobra.Command {
@@ -419,17 +415,11 @@ func newLogs(p *clientcmd.Params, format *string) *cobra.Command {
 // fetch time.
 func NewView(p *clientcmd.Params) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
+	return clientcmd.Noun(p, &format, &cobra.Command{
 		Use:     "view",
 		Aliases: []string{"views"},
 		Short:   "Create read-only topics whose records a filter or map module computes when they are read",
-		Args:    cobra.NoArgs,
-		RunE:    clientcmd.NounRunE,
-	}
-	p.AddConnFlags(cmd.PersistentFlags())
-	clientcmd.AddFormatFlag(cmd.PersistentFlags(), &format)
-	cmd.AddCommand(newViewCreate(p, &format), newViewList(p, &format), newViewDelete(p))
-	return cmd
+	}, newViewCreate(p, &format), newViewList(p, &format), newViewDelete(p))
 }
 
 func newViewCreate(p *clientcmd.Params, format *string) *cobra.Command {
