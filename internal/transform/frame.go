@@ -16,6 +16,7 @@ const (
 	abiVersion      = 1
 	batchHeaderSize = 40
 	errorOutput     = 0xFF
+	keepOutput      = 0xFE
 )
 
 // ErrBadOutput says a module returned bytes that do not decode as an
@@ -98,15 +99,19 @@ type Output struct {
 	Value        []byte
 	Headers      []record.RecordHeader
 	Err          string
+	// Kept: the input record sent on unchanged (a keep entry).
+	Kept bool
 }
 
 // decodeOutputInto parses an output frame from a batch with the given base
 // offset and timestamp, appending to dst. nOutputs bounds the output index
-// and [base, last] the source offsets. b is untrusted (the module wrote
-// it). Every output's headers are kept in one slice, hdrs, reused from
-// call to call.
-func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b []byte, baseOffset, baseTS, lastOffset int64, nOutputs int) ([]Output, []record.RecordHeader, error) {
+// and [base, last] the source offsets; in is the input's records section,
+// which keep entries point into. b is untrusted (the module wrote it).
+// Every output's headers are kept in one slice, hdrs, reused from call to
+// call.
+func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b, in []byte, baseOffset, baseTS, lastOffset int64, nOutputs int) ([]Output, []record.RecordHeader, error) {
 	hdrs = hdrs[:0]
+	cursor := inputCursor{rest: in}
 	// Header slices are cut from hdrs once decoding is done, as hdrs may
 	// grow (and move) meanwhile.
 	type span struct{ from, to int }
@@ -127,6 +132,21 @@ func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b []byte, baseOf
 			return dst, hdrs, fmt.Errorf("%w: source offset delta %d outside the batch", ErrBadOutput, delta)
 		}
 		o.SourceOffset = baseOffset + delta
+		if idx == keepOutput {
+			if len(e) != 1 || int(e[0]) >= max(nOutputs, 1) {
+				return dst, hdrs, fmt.Errorf("%w: keep entry", ErrBadOutput)
+			}
+			from := len(hdrs)
+			rec, ok := cursor.find(delta)
+			if !ok {
+				return dst, hdrs, fmt.Errorf("%w: keep entry for offset delta %d, not in the input", ErrBadOutput, delta)
+			}
+			o.Output, o.Timestamp, o.Key, o.Value, o.Kept = int(e[0]), baseTS+rec.TimestampDelta, rec.Key, rec.Value, true
+			hdrs = append(hdrs, rec.Headers...)
+			dst = append(dst, o)
+			spans = append(spans, span{from, len(hdrs)})
+			continue
+		}
 		if ts, e, ok = varint(e); !ok {
 			return dst, hdrs, fmt.Errorf("%w: timestamp", ErrBadOutput)
 		}
@@ -195,4 +215,32 @@ func nbytes(b []byte) ([]byte, []byte, bool) {
 		return nil, b, true
 	}
 	return b[:l:l], b[l:], true
+}
+
+// inputCursor finds input records by offset delta, moving forward only
+// (keep entries come in offset order).
+type inputCursor struct {
+	rest []byte
+	rec  record.Record
+}
+
+func (c *inputCursor) find(delta int64) (*record.Record, bool) {
+	for len(c.rest) > 0 {
+		l, n := binary.Varint(c.rest)
+		if n <= 0 || l < 0 || l > int64(len(c.rest)-n) {
+			return nil, false
+		}
+		body := c.rest[n : n+int(l)]
+		c.rest = c.rest[n+int(l):]
+		if err := c.rec.Decode(body); err != nil {
+			return nil, false
+		}
+		switch d := int64(c.rec.OffsetDelta); {
+		case d == delta:
+			return &c.rec, true
+		case d > delta:
+			return nil, false
+		}
+	}
+	return nil, false
 }

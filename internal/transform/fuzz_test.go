@@ -2,7 +2,18 @@ package transform
 
 import (
 	"testing"
+
+	"github.com/weir-dev/weir/internal/record"
 )
+
+// fuzzInput is a records section with records at offset deltas 0, 2, 5.
+var fuzzInput = func() []byte {
+	var b []byte
+	for _, d := range []int32{0, 2, 5} {
+		b = record.AppendRecord(b, 0, int64(d), d, []byte("k"), []byte("value"), []record.RecordHeader{{Key: "h", Value: []byte("v")}})
+	}
+	return b
+}()
 
 // FuzzDecodeOutput feeds arbitrary bytes to the decoder of what a module
 // returns: it must never panic, and what it accepts must stay inside the
@@ -11,8 +22,9 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x0c, 0, 0, 0, 0x02, 'k', 0x02, 'v', 0})
 	f.Add([]byte{0x0a, errorOutput, 2, 0, 1, 0x04, 'e', 'r', 0})
+	f.Add([]byte{0x06, keepOutput, 4, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		outs, _, err := decodeOutputInto(nil, nil, b, 100, 5000, 109, 2)
+		outs, _, err := decodeOutputInto(nil, nil, b, fuzzInput, 100, 5000, 109, 2)
 		if err != nil {
 			return
 		}

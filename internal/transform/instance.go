@@ -37,9 +37,11 @@ type Instance struct {
 	inCap    uint32 // its size as last asked for
 	errMsg   string // set by the module's set_error
 	out      []byte
+	in       []byte // decompressed input records
 	outs     []Output
 	hdrs     []record.RecordHeader
 	broken   error
+	wd       *watchdog
 	rp       *rpState // modules built with Redpanda's SDK
 }
 
@@ -79,23 +81,29 @@ func (m *Module) Instantiate(ctx context.Context, cfg Config, log LogFunc) (*Ins
 	if log == nil {
 		log = func(string) {}
 	}
-	i := &Instance{m: m, cfg: cfg, log: log}
+	i := &Instance{m: m, cfg: cfg, log: log, wd: &watchdog{budget: m.r.budget}}
 	if m.redpanda {
 		return i, i.startRedpanda(ctx)
 	}
 	w := &lineWriter{log: log}
+	// _initialize is called below, under the budget, once the stop flag
+	// can be reached.
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStdout(w).WithStderr(w).WithStdin(eofReader{}).
-		WithStartFunctions("_initialize")
-	callCtx, cancel := i.callContext(ctx)
-	defer cancel()
-	mod, err := m.r.rt.InstantiateModule(callCtx, m.cm, mc)
+		WithStartFunctions()
+	mod, err := m.r.rt.InstantiateModule(context.WithValue(ctx, instanceKey{}, i), m.cm, mc)
 	if err != nil {
-		return nil, i.callError(callCtx, "start", err)
+		return nil, fmt.Errorf("%w in start: %v", ErrTrap, err)
 	}
 	i.mod = mod
 	i.mem = mod.Memory()
+	if start := mod.ExportedFunction("_initialize"); start != nil {
+		if _, err := i.call(ctx, start); err != nil {
+			i.Close(ctx)
+			return nil, err
+		}
+	}
 	i.alloc = mod.ExportedFunction("weir_alloc")
 	i.process = mod.ExportedFunction("weir_process")
 	i.snapshot = mod.ExportedFunction("weir_snapshot")
@@ -134,6 +142,9 @@ func (i *Instance) Close(ctx context.Context) {
 	if i.rp != nil {
 		i.rp.stop()
 	}
+	if i.wd != nil {
+		i.wd.close()
+	}
 	if i.mod != nil {
 		i.mod.Close(ctx)
 	}
@@ -142,43 +153,29 @@ func (i *Instance) Close(ctx context.Context) {
 	}
 }
 
-func (i *Instance) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx = context.WithValue(ctx, instanceKey{}, i)
-	if i.m.r.budget <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, i.m.r.budget)
-}
-
 // call runs one export with the time budget.
 func (i *Instance) call(ctx context.Context, fn api.Function, args ...uint64) (uint64, error) {
 	if i.broken != nil {
 		return 0, i.broken
 	}
-	callCtx, cancel := i.callContext(ctx)
-	defer cancel()
 	copy(i.stack[:], args)
-	if err := fn.CallWithStack(callCtx, i.stack[:]); err != nil {
-		err = i.callError(callCtx, fn.Definition().Name(), err)
+	i.wd.arm()
+	err := fn.CallWithStack(context.WithValue(ctx, instanceKey{}, i), i.stack[:])
+	if i.wd.disarm() {
+		err = fmt.Errorf("%w (%s, budget %s)", ErrBudget, fn.Definition().Name(), i.m.r.budget)
+	} else if err != nil {
+		msg := err.Error()
+		if i.errMsg != "" {
+			msg = i.takeError() + ": " + msg
+		}
+		err = fmt.Errorf("%w in %s: %s", ErrTrap, fn.Definition().Name(), msg)
+	}
+	if err != nil {
 		i.broken = err
 		i.mod.Close(ctx)
 		return 0, err
 	}
 	return i.stack[0], nil
-}
-
-func (i *Instance) callError(callCtx context.Context, what string, err error) error {
-	if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w (%s, budget %s)", ErrBudget, what, i.m.r.budget)
-	}
-	if ctxErr := callCtx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	msg := err.Error()
-	if i.errMsg != "" {
-		msg = i.takeError() + ": " + msg
-	}
-	return fmt.Errorf("%w in %s: %s", ErrTrap, what, msg)
 }
 
 func (i *Instance) takeError() string {
@@ -218,8 +215,8 @@ func (i *Instance) write(ctx context.Context, b ...[]byte) error {
 }
 
 // Process runs the module over one batch: info and the batch's records
-// section, uncompressed. The outputs alias the instance's buffers and are
-// valid until its next call. A record the module failed on comes back as
+// section, uncompressed. The outputs alias the instance's buffers and
+// records, and are valid until its next call. A record the module failed on comes back as
 // an Output with Err set; an error means the whole batch failed.
 func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) ([]Output, error) {
 	if i.rp != nil {
@@ -249,7 +246,7 @@ func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) 
 		// (compaction), so the bound is the last offset the caller gave.
 		last = max(last, info.LastOffset)
 	}
-	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
+	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
 	return i.outs, err
 }
 
@@ -259,7 +256,13 @@ func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Dec
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	if len(body) > 0 && len(batch) > record.HeaderSize && &body[0] != &batch[record.HeaderSize] {
+		// Decompressed: outputs may point into the records, which
+		// must outlive the decompressor's buffer.
+		i.in = append(i.in[:0], body...)
+		body = i.in
+	}
+	release()
 	return i.Process(ctx, info, body)
 }
 

@@ -20,8 +20,9 @@ import (
 // batch (read_batch_header, which blocks until there is one and, when
 // called again, means the previous batch is done), reads its records one
 // by one and writes output records. The host runs _start on a goroutine of
-// its own and hands batches over; a call that runs past the budget closes
-// the module, which stops it at its next loop head.
+// its own and hands batches over; a call that runs past the budget sets
+// the instance's stop flag (watchdog.go), which stops it within a few
+// thousand loop iterations.
 
 const redpandaModule = "redpanda_transform"
 
@@ -54,7 +55,7 @@ func checkRedpanda(cm wazero.CompiledModule) error {
 	for _, imp := range cm.ImportedFunctions() {
 		mod, name, _ := imp.Import()
 		switch mod {
-		case redpandaModule, wasi_snapshot_preview1.ModuleName:
+		case redpandaModule, wasi_snapshot_preview1.ModuleName, sandboxModule:
 		case "redpanda_schema_registry":
 			return fmt.Errorf("%w: it uses Redpanda's schema registry (%s), which Weir does not provide", ErrInvalidModule, name)
 		default:
@@ -159,6 +160,7 @@ func (i *Instance) startRedpanda(ctx context.Context) error {
 		i.broken = fmt.Errorf("%w in start: %v", ErrTrap, err)
 	case <-timeout:
 		i.broken = fmt.Errorf("%w (start, budget %s)", ErrBudget, m.r.budget)
+		i.wd.stopNow()
 	case <-ctx.Done():
 		i.broken = ctx.Err()
 	}
@@ -213,6 +215,7 @@ func (i *Instance) processRedpanda(ctx context.Context, info BatchInfo, records 
 func (i *Instance) breakWith(ctx context.Context, err error) error {
 	i.broken = err
 	i.rp.stop()
+	i.wd.stopNow()
 	i.mod.CloseWithExitCode(ctx, 1)
 	return err
 }

@@ -72,11 +72,8 @@ type Options struct {
 	// Budget is the time a call (one batch) may take before the instance
 	// is stopped; 0 means DefaultBudget.
 	Budget time.Duration
-	// Unbounded turns the time budget off for trusted modules: code is
-	// compiled without the checks that let a running call be stopped
-	// (wazero exits to Go at every loop head to look), which makes Go
-	// modules several times faster, but a module that never returns then
-	// holds its goroutine and a CPU for good.
+	// Unbounded turns the time budget off for trusted modules: a module
+	// that never returns then holds its goroutine and a CPU for good.
 	Unbounded bool
 	Logger    *slog.Logger
 }
@@ -121,8 +118,7 @@ func NewRuntime(ctx context.Context, o Options) (*Runtime, error) {
 	pages := uint32(min(o.MemoryLimit/65536, 65536))
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
-		WithMemoryLimitPages(max(pages, 1)).
-		WithCloseOnContextDone(!o.Unbounded)
+		WithMemoryLimitPages(max(pages, 1))
 	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, budget: o.Budget, logger: o.Logger}
 	if o.Unbounded {
 		r.budget = 0
@@ -131,11 +127,18 @@ func NewRuntime(ctx context.Context, o Options) (*Runtime, error) {
 		r.rt.Close(ctx)
 		return nil, err
 	}
+	_, err := r.rt.NewHostModuleBuilder(sandboxModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostSandboxCheck), nil, []api.ValueType{api.ValueTypeI32}).Export(sandboxCheck).
+		Instantiate(ctx)
+	if err != nil {
+		r.rt.Close(ctx)
+		return nil, err
+	}
 	if err := instantiateRedpandaHost(ctx, r.rt); err != nil {
 		r.rt.Close(ctx)
 		return nil, err
 	}
-	_, err := r.rt.NewHostModuleBuilder("weir").
+	_, err = r.rt.NewHostModuleBuilder("weir").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostSetError), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil).Export("set_error").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).Export("log").
 		Instantiate(ctx)
@@ -188,7 +191,11 @@ var requiredExports = []struct {
 // Compile compiles and checks a module. Code compiled before (same bytes)
 // comes from the cache.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	code, err := addStopChecks(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	cm, err := r.rt.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
@@ -223,7 +230,7 @@ func checkExports(cm wazero.CompiledModule) error {
 	}
 	for _, imp := range cm.ImportedFunctions() {
 		mod, name, _ := imp.Import()
-		if mod != "weir" && mod != wasi_snapshot_preview1.ModuleName && mod != redpandaModule {
+		if mod != "weir" && mod != wasi_snapshot_preview1.ModuleName && mod != redpandaModule && mod != sandboxModule {
 			return fmt.Errorf("%w: it imports %s.%s, which Weir does not provide", ErrInvalidModule, mod, name)
 		}
 	}
