@@ -240,3 +240,74 @@ func BenchmarkValidate(b *testing.B) {
 		})
 	}
 }
+
+func TestBatchBuilder(t *testing.T) {
+	var bb BatchBuilder
+	if bb.Finish() != nil {
+		t.Fatal("an empty builder made a batch")
+	}
+	want := sampleRecords(30)
+	for round := range 2 { // the builder starts over after Finish
+		for i, r := range want {
+			ts := int64(5000 + 7*i - 3*(i%4)) // not in order
+			bb.Add(ts, r.Key, r.Value, r.Headers)
+		}
+		b := bb.Finish()
+		h, err := Validate(b, nil, Limits{})
+		if err != nil {
+			t.Fatalf("round %d: validate: %v", round, err)
+		}
+		if h.NumRecords != 30 || h.BaseOffset != 0 || h.LastOffset() != 29 || h.FirstTimestamp != 5000 || h.MaxTimestamp != 5000+7*29-3 || h.Idempotent() {
+			t.Fatalf("round %d: header %+v", round, h)
+		}
+		i := 0
+		err = ForEachRecord(b, nil, func(h *Header, r *Record) error {
+			w := want[i]
+			ts := h.FirstTimestamp + r.TimestampDelta
+			if !bytes.Equal(r.Key, w.Key) || (r.Key == nil) != (w.Key == nil) || !bytes.Equal(r.Value, w.Value) || ts != int64(5000+7*i-3*(i%4)) || int(r.OffsetDelta) != i {
+				return fmt.Errorf("record %d = %+v at %d", i, r, ts)
+			}
+			if len(r.Headers) != 1 || r.Headers[0].Key != "h" || string(r.Headers[0].Value) != fmt.Sprint(i) {
+				return fmt.Errorf("record %d headers %+v", i, r.Headers)
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != 30 {
+			t.Fatalf("round %d: iterate: %v after %d records", round, err, i)
+		}
+	}
+}
+
+func TestReissue(t *testing.T) {
+	d := NewDecompressor()
+	defer d.Close()
+	want := sampleRecords(10)
+	for _, c := range codecs {
+		b, err := Build(BatchOptions{BaseOffset: 70, LeaderEpoch: 3, FirstTimestamp: 1000, Compression: c, ProducerID: 9, ProducerEpoch: 2, BaseSequence: 5, Transactional: true}, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := Reissue(b)
+		h, err := Validate(out, d, Limits{})
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		if h.BaseOffset != 0 || h.Idempotent() || h.Transactional() || h.BaseSequence != -1 || h.Compression() != c || h.NumRecords != 10 || h.FirstTimestamp != 1000 {
+			t.Fatalf("%v: header %+v", c, h)
+		}
+		i := 0
+		if err := ForEachRecord(out, d, func(_ *Header, r *Record) error {
+			if !bytes.Equal(r.Value, want[i].Value) {
+				return fmt.Errorf("record %d", i)
+			}
+			i++
+			return nil
+		}); err != nil || i != 10 {
+			t.Fatalf("%v: %v after %d", c, err, i)
+		}
+		if PeekBaseOffset(b) != 70 {
+			t.Fatal("the input was modified")
+		}
+	}
+}

@@ -22,6 +22,10 @@ type Record struct {
 	Headers        []RecordHeader
 }
 
+// Decode parses a record body (after its length prefix) into r; the
+// fields alias b.
+func (r *Record) Decode(b []byte) error { return r.decode(b, true) }
+
 // decode parses a record body (after its length). With keepHeaders false it
 // only validates headers, so validation allocates nothing.
 func (r *Record) decode(b []byte, keepHeaders bool) error {
@@ -128,19 +132,48 @@ func ForEachRecord(b []byte, d *Decompressor, fn func(h *Header, r *Record) erro
 
 // appendRecord encodes one record (with its length prefix) onto dst.
 func appendRecord(dst []byte, r *Record) []byte {
-	var body []byte
-	body = append(body, byte(r.Attributes))
-	body = binary.AppendVarint(body, r.TimestampDelta)
-	body = binary.AppendVarint(body, int64(r.OffsetDelta))
-	body = appendVarbytes(body, r.Key)
-	body = appendVarbytes(body, r.Value)
-	body = binary.AppendVarint(body, int64(len(r.Headers)))
-	for _, h := range r.Headers {
-		body = appendVarbytes(body, []byte(h.Key))
-		body = appendVarbytes(body, h.Value)
+	return AppendRecord(dst, r.Attributes, r.TimestampDelta, r.OffsetDelta, r.Key, r.Value, r.Headers)
+}
+
+// AppendRecord encodes one record, length prefix first, onto dst. The
+// length is worked out before anything is written, so the record is
+// written once, in place.
+func AppendRecord(dst []byte, attrs int8, tsDelta int64, offDelta int32, key, value []byte, headers []RecordHeader) []byte {
+	n := 1 + varintLen(tsDelta) + varintLen(int64(offDelta)) + varbytesLen(key) + varbytesLen(value) + varintLen(int64(len(headers)))
+	for _, h := range headers {
+		n += varintLen(int64(len(h.Key))) + len(h.Key) + varbytesLen(h.Value)
 	}
-	dst = binary.AppendVarint(dst, int64(len(body)))
-	return append(dst, body...)
+	dst = binary.AppendVarint(dst, int64(n))
+	dst = append(dst, byte(attrs))
+	dst = binary.AppendVarint(dst, tsDelta)
+	dst = binary.AppendVarint(dst, int64(offDelta))
+	dst = appendVarbytes(dst, key)
+	dst = appendVarbytes(dst, value)
+	dst = binary.AppendVarint(dst, int64(len(headers)))
+	for _, h := range headers {
+		dst = binary.AppendVarint(dst, int64(len(h.Key)))
+		dst = append(dst, h.Key...)
+		dst = appendVarbytes(dst, h.Value)
+	}
+	return dst
+}
+
+// varintLen is the size of v as a zigzag varint.
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+func varbytesLen(b []byte) int {
+	if b == nil {
+		return 1
+	}
+	return varintLen(int64(len(b))) + len(b)
 }
 
 func appendVarbytes(dst, b []byte) []byte {

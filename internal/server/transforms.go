@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 
@@ -63,6 +64,41 @@ func (s transformSource) Changed(topic string, p int32) (<-chan struct{}, error)
 		return nil, err
 	}
 	return part.Changed(), nil
+}
+
+func (s transformSource) Partitions(topic string) int32 {
+	t, ok := s.b.Topic(topic)
+	if !ok || t.IsView() {
+		return 0
+	}
+	return t.NumPartitions()
+}
+
+func (s transformSource) Produce(topic string, p int32, batch []byte) (func(context.Context) error, error) {
+	part, err := s.partition(topic, p)
+	if err != nil || part.Serving() != nil {
+		return nil, streams.ErrNotLocal
+	}
+	res, err := part.Produce(batch)
+	if errors.Is(err, broker.ErrNotLeader) || errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+		return nil, streams.ErrNotLocal
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := res.Committed
+	if c == nil {
+		return func(context.Context) error { return nil }, nil
+	}
+	return func(ctx context.Context) error {
+		select {
+		case <-c.Done():
+			_, err := c.Result()
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, nil
 }
 
 func transformCacheDir(dataDir string) string { return filepath.Join(dataDir, "transform-cache") }

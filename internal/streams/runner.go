@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/weir-dev/weir/internal/hub"
 	"github.com/weir-dev/weir/internal/record"
 	"github.com/weir-dev/weir/internal/transform"
@@ -25,6 +23,7 @@ type runner struct {
 	cancel    context.CancelFunc
 	finished  chan struct{}
 	d         *record.Decompressor
+	outs      *outputs
 
 	// Progress, read by report from the engine's goroutine.
 	offset, end   atomic.Int64
@@ -44,7 +43,8 @@ const maxReadBytes = 1 << 20
 const finishTimeout = 30 * time.Second
 
 func newRunner(e *Engine, d hub.Definition, partition int32, m *transform.Module, cancel context.CancelFunc) *runner {
-	return &runner{e: e, def: d, partition: partition, module: m, cancel: cancel, finished: make(chan struct{}), lastReport: time.Now()}
+	return &runner{e: e, def: d, partition: partition, module: m, cancel: cancel, finished: make(chan struct{}), lastReport: time.Now(),
+		outs: newOutputs(e.cfg.Source)}
 }
 
 func (r *runner) stop() { r.cancel() }
@@ -179,6 +179,20 @@ func (r *runner) run(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 		c, err := r.processBatches(wctx, &inst, offset, res)
 		cancel()
+		if err == nil && !c.settled {
+			if pending != nil && pending.viaClient {
+				// The chunk before went (partly) through the client:
+				// this one is written after it lands, so that no
+				// partition gets records out of order.
+				if serr := settle(); serr != nil {
+					if !r.retryAfter(ctx, serr, &backoff) {
+						return
+					}
+					continue
+				}
+			}
+			err = r.send(ctx, c)
+		}
 		if serr := settle(); serr != nil {
 			// The chunk before failed: go back to it (this one's
 			// outputs, if any went out, are written again).
@@ -254,30 +268,18 @@ var errStop = errors.New("stopped by the error policy")
 type chunk struct {
 	from, next int64
 	outs       int
-	wg         sync.WaitGroup
-	mu         sync.Mutex
-	err        error
-	cancel     context.CancelFunc // ends the outputs' context once settled
-	settled    bool               // aggregates: written and committed already
-}
-
-func (c *chunk) done(_ *kgo.Record, err error) {
-	if err != nil {
-		c.mu.Lock()
-		if c.err == nil {
-			c.err = err
-		}
-		c.mu.Unlock()
-	}
-	c.wg.Done()
+	wait       func(context.Context) error // nil: nothing sent yet
+	viaClient  bool                        // some outputs went through the Kafka client
+	cancel     context.CancelFunc          // ends the outputs' context once settled
+	settled    bool                        // aggregates: written and committed already
 }
 
 // processBatches runs the module over the batches read and sends the
 // outputs, without waiting for them: settle does. An aggregate's chunk is
 // written, its state saved and its progress committed before it returns.
 func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, from int64, res Batches) (*chunk, error) {
-	var outs []*kgo.Record
-	var dead []*kgo.Record
+	o := r.outs
+	o.reset()
 	next := from
 	aborted := map[int64]int64{} // producer id -> first aborted offset
 	for _, a := range res.Aborted {
@@ -307,7 +309,7 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 		results, err := (*inst).ProcessBatch(ctx, batch, r.d)
 		r.in.Add(int64(h.NumRecords))
 		if err == nil {
-			err = r.collect(&outs, &dead, batch, results)
+			err = r.collect(batch, results)
 		} else if ctx.Err() == nil {
 			// The whole batch failed (a trap, the budget, a module
 			// error): a fresh instance, then the batch again one record
@@ -320,7 +322,7 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			var fresh *transform.Instance
 			if fresh, err = r.restart(ctx, *inst); err == nil {
 				*inst = fresh
-				err = r.isolate(ctx, inst, batch, &outs, &dead)
+				err = r.isolate(ctx, inst, batch)
 			}
 		}
 		if err != nil {
@@ -333,24 +335,19 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			break
 		}
 	}
-	if r.def.OnError == hub.OnErrorDeadLetter {
-		outs = append(outs, dead...)
-	}
-	c := &chunk{from: from, next: next, outs: len(outs)}
+	o.finish()
+	c := &chunk{from: from, next: next, outs: o.count}
 	if (*inst).Kind() != transform.KindAggregate {
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		c.cancel = cancel
-		c.wg.Add(len(outs))
-		for _, rec := range outs {
-			r.e.hub.Kafka().Produce(octx, rec, c.done)
-		}
-		return c, nil
+		return c, nil // sent by the caller
 	}
-	if len(outs) > 0 {
-		if err := r.e.hub.Kafka().ProduceSync(ctx, outs...).FirstErr(); err != nil {
-			return nil, fmt.Errorf("write outputs: %w", err)
-		}
+	if err := r.send(ctx, c); err != nil {
+		return nil, err
 	}
+	if err := c.wait(ctx); err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("write outputs: %w", err)
+	}
+	c.cancel()
 	data, err := (*inst).Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: aggregate snapshot: %v", errStop, err)
@@ -361,9 +358,21 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 	if err := r.e.hub.Commit(ctx, r.def, r.partition, next); err != nil {
 		return nil, fmt.Errorf("commit progress: %w", err)
 	}
-	r.out.Add(int64(len(outs)))
+	r.out.Add(int64(c.outs))
 	c.settled = true
 	return c, nil
+}
+
+// send writes a chunk's outputs without waiting for them.
+func (r *runner) send(ctx context.Context, c *chunk) error {
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	wait, viaClient, err := r.outs.send(octx, r.e.hub.Kafka())
+	if err != nil {
+		cancel()
+		return fmt.Errorf("write outputs: %w", err)
+	}
+	c.wait, c.cancel, c.viaClient = wait, cancel, viaClient
+	return nil
 }
 
 // settle waits for a chunk's outputs and commits its progress.
@@ -371,10 +380,10 @@ func (r *runner) settle(ctx context.Context, c *chunk) error {
 	if c.settled {
 		return nil
 	}
-	c.wg.Wait()
+	err := c.wait(ctx)
 	c.cancel()
-	if c.err != nil {
-		return fmt.Errorf("write outputs: %w", c.err)
+	if err != nil {
+		return fmt.Errorf("write outputs: %w", err)
 	}
 	r.out.Add(int64(c.outs))
 	if err := r.e.hub.Commit(ctx, r.def, r.partition, c.next); err != nil {
@@ -386,33 +395,52 @@ func (r *runner) settle(ctx context.Context, c *chunk) error {
 
 // collect turns a batch's results into output records, and its failed
 // records into dead letters (or a stop).
-func (r *runner) collect(outs, dead *[]*kgo.Record, batch []byte, results []transform.Output) error {
+func (r *runner) collect(batch []byte, results []transform.Output) error {
+	if r.passThrough(batch, results) {
+		return nil
+	}
 	for _, o := range results {
 		if o.Err != "" {
 			r.errs.Add(1)
 			if r.def.OnError == hub.OnErrorStop {
 				return fmt.Errorf("%w: record %d: %s", errStop, o.SourceOffset, o.Err)
 			}
-			if _, err := r.deadLetters(dead, batch, o.SourceOffset, o.Err); err != nil {
+			if _, err := r.deadLetters(batch, o.SourceOffset, o.Err); err != nil {
 				return err
 			}
 			continue
 		}
-		rec := &kgo.Record{Topic: r.def.Outputs[o.Output], Key: cloneOrNil(o.Key), Value: cloneOrNil(o.Value),
-			Timestamp: time.UnixMilli(o.Timestamp)}
-		for _, hd := range o.Headers {
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
-		}
-		*outs = append(*outs, rec)
+		r.outs.add(r.def.Outputs[o.Output], o.Timestamp, o.Key, o.Value, o.Headers)
 	}
 	return nil
+}
+
+// passThrough sends a batch whose every record the module kept, to one
+// output, as the batch it is (still compressed, if it was) rather than
+// record by record, when that is the same thing: its records have
+// consecutive offsets and producer timestamps, and they all land on one
+// output partition.
+func (r *runner) passThrough(batch []byte, results []transform.Output) bool {
+	h, err := record.ParseHeader(batch)
+	if err != nil || len(results) != int(h.NumRecords) || int(h.LastOffsetDelta) != len(results)-1 ||
+		h.LogAppendTime() || len(batch) > maxOutputBatch {
+		return false
+	}
+	keyless := true
+	for k, o := range results {
+		if !o.Kept || o.Output != results[0].Output || o.SourceOffset != h.BaseOffset+int64(k) {
+			return false
+		}
+		keyless = keyless && o.Key == nil
+	}
+	return r.outs.addBatch(r.def.Outputs[results[0].Output], batch, len(results), keyless)
 }
 
 // isolate runs a batch that failed as a whole one record at a time. A
 // record that fails again is skipped or dead-lettered, and the module
 // restarted; an aggregate's fresh instance first replays the records of
 // the batch that went through, so its state misses only the failed ones.
-func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch []byte, outs, dead *[]*kgo.Record) error {
+func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch []byte) error {
 	info, recs, err := transform.Records(batch, r.d)
 	if err != nil {
 		return err
@@ -424,7 +452,7 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		one.NumRecords = 1
 		results, err := (*inst).Process(ctx, one, rec)
 		if err == nil {
-			if err := r.collect(outs, dead, batch, results); err != nil {
+			if err := r.collect(batch, results); err != nil {
 				return err
 			}
 			done = append(done, rec...)
@@ -437,7 +465,7 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		off := transform.SourceOffset(info, rec)
 		r.errs.Add(1)
 		r.log(fmt.Sprintf("record %d failed: %v", off, err))
-		if _, err := r.deadLetters(dead, batch, off, err.Error()); err != nil {
+		if _, err := r.deadLetters(batch, off, err.Error()); err != nil {
 			return err
 		}
 		fresh, err := r.restart(ctx, *inst)
@@ -480,9 +508,10 @@ func (r *runner) restart(ctx context.Context, old *transform.Instance) (*transfo
 	return inst, nil
 }
 
-// deadLetters adds the batch's record at offset (every record with offset
-// -1) to dead with the error in its headers, and returns how many.
-func (r *runner) deadLetters(dead *[]*kgo.Record, batch []byte, offset int64, msg string) (int, error) {
+// deadLetters sends the batch's record at offset (every record with
+// offset -1) to the dead-letter topic, if that is the policy, with the
+// error in its headers, and returns how many there were.
+func (r *runner) deadLetters(batch []byte, offset int64, msg string) (int, error) {
 	n := 0
 	err := record.ForEachRecord(batch, r.d, func(h *record.Header, rec *record.Record) error {
 		off := h.BaseOffset + int64(rec.OffsetDelta)
@@ -493,16 +522,11 @@ func (r *runner) deadLetters(dead *[]*kgo.Record, batch []byte, offset int64, ms
 		if r.def.OnError != hub.OnErrorDeadLetter {
 			return nil
 		}
-		out := &kgo.Record{Topic: r.def.DeadLetter, Key: cloneOrNil(rec.Key), Value: cloneOrNil(rec.Value),
-			Timestamp: time.UnixMilli(h.FirstTimestamp + rec.TimestampDelta)}
-		for _, hd := range rec.Headers {
-			out.Headers = append(out.Headers, kgo.RecordHeader{Key: hd.Key, Value: cloneOrNil(hd.Value)})
-		}
-		out.Headers = append(out.Headers,
-			kgo.RecordHeader{Key: "weir.error", Value: []byte(msg)},
-			kgo.RecordHeader{Key: "weir.transform", Value: []byte(r.def.Name)},
-			kgo.RecordHeader{Key: "weir.source", Value: []byte(fmt.Sprintf("%s/%d/%d", r.def.Input, r.partition, off))})
-		*dead = append(*dead, out)
+		hdrs := append(rec.Headers[:len(rec.Headers):len(rec.Headers)],
+			record.RecordHeader{Key: "weir.error", Value: []byte(msg)},
+			record.RecordHeader{Key: "weir.transform", Value: []byte(r.def.Name)},
+			record.RecordHeader{Key: "weir.source", Value: []byte(fmt.Sprintf("%s/%d/%d", r.def.Input, r.partition, off))})
+		r.outs.add(r.def.DeadLetter, h.FirstTimestamp+rec.TimestampDelta, rec.Key, rec.Value, hdrs)
 		return nil
 	})
 	return n, err

@@ -7,7 +7,10 @@
 // saved, so a crash repeats work but never skips it.
 package streams
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Source is the local broker as the engine sees it.
 type Source interface {
@@ -19,6 +22,14 @@ type Source interface {
 	// Changed returns a channel closed when the partition's high watermark
 	// moves (take it before Read so no change is missed).
 	Changed(topic string, partition int32) (<-chan struct{}, error)
+	// Partitions is topic's partition count, 0 if the topic is not known
+	// here.
+	Partitions(topic string) int32
+	// Produce appends an uncompressed batch without a producer id to a
+	// partition this node leads, as a produce request would, and returns
+	// a wait for its commit; ErrNotLocal if the partition is led
+	// elsewhere.
+	Produce(topic string, partition int32, batch []byte) (wait func(context.Context) error, err error)
 	// SetView makes a read-only topic whose batches fn computes from
 	// source's at fetch time; RemoveView drops it.
 	SetView(name, source string, fn func(dst, batch []byte) ([]byte, error)) error

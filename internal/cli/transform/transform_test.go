@@ -490,13 +490,20 @@ func TestDeployedFilterThroughput(t *testing.T) {
 	if os.Getenv("WEIR_TRANSFORM_BENCH") == "" {
 		t.Skip("a measurement: make bench-transforms")
 	}
-	const n = 200_000
+	n := 200_000
+	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
 	size := 200
 	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_BYTES")); err == nil && v > 5 {
 		size = v
 	}
 	value := []byte("keep-" + strings.Repeat("x", size-5)) // all kept
-	for _, budget := range []string{"5s", "0"} {
+	budgets := []string{"5s", "0"}
+	if b := os.Getenv("WEIR_TRANSFORM_BENCH_BUDGET"); b != "" {
+		budgets = []string{b}
+	}
+	for _, budget := range budgets {
 		node := servertest.Start(t, func(c *config.Config) {
 			c.TransformInterval = 50 * time.Millisecond
 			d, _ := time.ParseDuration(budget)
@@ -526,10 +533,10 @@ func TestDeployedFilterThroughput(t *testing.T) {
 				t.Fatal(err)
 			}
 			until()
-			return n / time.Since(start).Seconds()
+			return float64(n) / time.Since(start).Seconds()
 		}
 		plain := rate("plain", func() {})
-		through := rate("in", func() { waitEnd(t, adm, "out", n) })
+		through := rate("in", func() { waitEnd(t, adm, "out", int64(n)) })
 		t.Logf("%d-byte records, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, budget, plain, through, through/plain)
 		node.Stop()
 	}

@@ -13,6 +13,7 @@
 const KIND_FILTER: i32 = 1;
 const KIND_MAP: i32 = 2;
 const ERROR_OUTPUT: u8 = 0xff;
+const KEEP_OUTPUT: u8 = 0xfe;
 
 @external("weir", "set_error")
 declare function hostSetError(ptr: usize, len: i32): void;
@@ -250,6 +251,19 @@ function emit(r: Record, baseOffset: i64, baseTs: i64): void {
   store<u8>(p + 4, <u8>u);
 }
 
+// keep sends the input record at the offset delta on unchanged (a keep
+// entry: the host copies the record, the module does not).
+function keep(offDelta: i64): void {
+  ensureOut(16); // all of it: outBuf does not move below
+  const p = changetype<usize>(outBuf) + outLen;
+  outLen += 1;
+  const body = outLen;
+  putByte(KEEP_OUTPUT);
+  putVarint(offDelta);
+  putByte(0);
+  store<u8>(p, <u8>((outLen - body) << 1));
+}
+
 export function weir_process(n: i32): i64 {
   const base = changetype<usize>(inBuf);
   if (n < 40) {
@@ -286,7 +300,7 @@ export function weir_process(n: i32): i64 {
       return -1;
     }
     if (kind == KIND_FILTER) {
-      if (filterFn!(rec)) emit(rec, baseOffset, baseTs);
+      if (filterFn!(rec)) keep(offDelta);
     } else {
       emit(mapFn!(rec), baseOffset, baseTs);
     }

@@ -25,6 +25,8 @@ const (
 	// errorOutput marks an output entry that reports a failed input
 	// record instead of carrying a record.
 	errorOutput = 0xFF
+	// keepOutput marks an entry that sends an input record on as it is.
+	keepOutput = 0xFE
 )
 
 var errFrame = errors.New("malformed frame")
@@ -110,7 +112,7 @@ func (p *processor) process(in []byte) ([]byte, error) {
 	body := in[batchHeaderSize:]
 	p.out = p.out[:0]
 	for i := int32(0); i < count; i++ {
-		length, n := binary.Varint(body)
+		length, n := viSlow(body, 0)
 		if n <= 0 || length < 0 || length > int64(len(body)-n) {
 			return nil, frameErr("record %d length", i)
 		}
@@ -119,6 +121,12 @@ func (p *processor) process(in []byte) ([]byte, error) {
 		}
 		body = body[n+int(length):]
 		p.cur = &p.rec
+		if filter != nil {
+			if filter(p.rec) {
+				p.keep()
+			}
+			continue
+		}
 		if p.emitFn == nil {
 			p.emitFn = p.emit
 		}
@@ -132,33 +140,69 @@ func (p *processor) process(in []byte) ([]byte, error) {
 	return p.out, nil
 }
 
-// decode parses one Kafka v2 record body into p.rec.
+// decode parses one Kafka v2 record body into p.rec. One-byte varints
+// are read in place, through v1, which Go inlines: in WebAssembly a call
+// costs more than the few instructions most fields take.
 func (p *processor) decode(b []byte) error {
 	if len(b) < 1 {
 		return frameErr("empty record")
 	}
-	b = b[1:] // attributes: unused
-	tsDelta, b, ok := varint(b)
-	if !ok {
-		return frameErr("timestamp delta")
+	i := 1 // b[0]: attributes, unused
+	tsDelta, ok := v1(b, i)
+	if i++; !ok {
+		if tsDelta, i = viSlow(b, 1); i < 0 {
+			return frameErr("timestamp delta")
+		}
 	}
-	offDelta, b, ok := varint(b)
-	if !ok {
-		return frameErr("offset delta")
+	offDelta, ok := v1(b, i)
+	if i++; !ok {
+		if offDelta, i = viSlow(b, i-1); i < 0 {
+			return frameErr("offset delta")
+		}
 	}
 	r := &p.rec
 	r.Timestamp, r.Offset, r.Output = p.baseTS+tsDelta, p.baseOffset+offDelta, 0
-	if r.Key, b, ok = nbytes(b); !ok {
+	l, ok := v1(b, i)
+	if i++; !ok {
+		l, i = viSlow(b, i-1)
+	}
+	switch {
+	case i < 0 || l < -1 || l > int64(len(b)-i):
 		return frameErr("key")
+	case l < 0:
+		r.Key = nil
+	default:
+		r.Key = b[i : i+int(l) : i+int(l)]
+		i += int(l)
 	}
-	if r.Value, b, ok = nbytes(b); !ok {
+	l, ok = v1(b, i)
+	if i++; !ok {
+		l, i = viSlow(b, i-1)
+	}
+	switch {
+	case i < 0 || l < -1 || l > int64(len(b)-i):
 		return frameErr("value")
-	}
-	nh, b, ok := varint(b)
-	if !ok || nh < 0 || nh > int64(len(b)) {
-		return frameErr("header count")
+	case l < 0:
+		r.Value = nil
+	default:
+		r.Value = b[i : i+int(l) : i+int(l)]
+		i += int(l)
 	}
 	p.hdrs = p.hdrs[:0]
+	r.Headers = p.hdrs
+	if i == len(b)-1 && b[i] == 0 { // no headers: the common case
+		return nil
+	}
+	nh, i := viSlow(b, i)
+	if i < 0 || nh < 0 || nh > int64(len(b)-i) {
+		return frameErr("header count")
+	}
+	return p.decodeHeaders(b[i:], nh)
+}
+
+// decodeHeaders parses a record's nh headers, the last thing in it.
+func (p *processor) decodeHeaders(b []byte, nh int64) error {
+	var ok bool
 	for range nh {
 		var k, v []byte
 		if k, b, ok = nbytes(b); !ok || k == nil {
@@ -171,11 +215,40 @@ func (p *processor) decode(b []byte) error {
 		// during the call only.
 		p.hdrs = append(p.hdrs, Header{Key: aliasString(k), Value: v})
 	}
-	r.Headers = p.hdrs
+	p.rec.Headers = p.hdrs
 	if len(b) != 0 {
 		return frameErr("%d bytes after the record", len(b))
 	}
 	return nil
+}
+
+// v1 reads a one-byte zigzag varint at b[i]; false if there is none
+// there (a longer varint, or the end), for viSlow to read.
+func v1(b []byte, i int) (int64, bool) {
+	if i < len(b) && b[i] < 0x80 {
+		c := b[i]
+		return int64(c>>1) ^ -int64(c&1), true
+	}
+	return 0, false
+}
+
+// viSlow reads the zigzag varint at b[i:] and returns it with the index
+// after it, or a negative index if it is malformed.
+func viSlow(b []byte, i int) (int64, int) {
+	if i < 0 || i >= len(b) {
+		return 0, -1
+	}
+	if c := b[i]; c < 0x80 {
+		return int64(c>>1) ^ -int64(c&1), i + 1
+	} else if i+1 < len(b) && b[i+1] < 0x80 { // two bytes: most lengths
+		x := int64(c&0x7f) | int64(b[i+1])<<7
+		return x>>1 ^ -(x & 1), i + 2
+	}
+	v, n := binary.Varint(b[i:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, i + n
 }
 
 // emit appends an output record tied to the current input record. The
@@ -213,6 +286,25 @@ func (p *processor) emit(r *Record) {
 		i = putBytes(b, i, h.Value)
 	}
 	p.out = b[:i]
+}
+
+// keep appends an entry that sends the current input record to the first
+// output unchanged.
+func (p *processor) keep() {
+	delta := p.cur.Offset - p.baseOffset
+	n := 2 + varintLen(delta)
+	start := len(p.out)
+	if cap(p.out)-start < n+1 {
+		grown := make([]byte, start, 2*cap(p.out)+n+1)
+		copy(grown, p.out)
+		p.out = grown
+	}
+	b := p.out[:start+n+1]
+	b[start] = byte(n << 1) // n < 64: one byte
+	b[start+1] = keepOutput
+	i := putVarint(b, start+2, delta)
+	b[i] = 0 // output 0
+	p.out = b[:i+1]
 }
 
 // putVarint writes v as a zigzag varint at b[i:] and returns the index

@@ -114,8 +114,11 @@ type State interface {
 var (
 	kind    Kind
 	handler func(r *Record, emit func(*Record)) error
-	config  Config
-	state   = mapState{}
+	// filter is OnFilter's function: a record it keeps is sent back as
+	// a reference to the input record, not a copy of it.
+	filter func(r Record) bool
+	config Config
+	state  = mapState{}
 	// emitted holds the record being emitted (see OnMap).
 	emitted Record
 )
@@ -156,6 +159,7 @@ func OnFilter(keep func(r Record) bool) {
 		}
 		return nil
 	})
+	filter = keep
 }
 
 // OnMap replaces each record by what fn returns. An error skips the
