@@ -221,7 +221,7 @@ func Settings() []Setting {
 		durations("heal-after", "in a cluster, how long a node may be offline before its replicas are re-created on other nodes", func(c *Config) *time.Duration { return &c.HealAfter }),
 		durations("leader-rebalance-after", "in a cluster, how long a leader that is not the preferred replica leads before handing leadership back", func(c *Config) *time.Duration { return &c.LeaderRebalanceAfter }),
 		ints("transform-memory-mb", "memory cap of each transform module instance, in MiB", func(c *Config) *int { return &c.TransformMemoryMB }),
-		durations("transform-budget", "how long a transform module may take over one batch before it is stopped; 0 trusts modules: no budget, faster code, but a module that never returns is never stopped", func(c *Config) *time.Duration { return &c.TransformBudget }),
+		durations("transform-budget", "how long a transform module may take over one batch before it is stopped; 0 trusts modules: no budget, so a module that never returns is never stopped", func(c *Config) *time.Duration { return &c.TransformBudget }),
 		durations("transform-interval", "how often a node re-reads the transform catalog, follows partition leaders and reports transform status", func(c *Config) *time.Duration { return &c.TransformInterval }),
 		durations("raft-tick", "Raft tick: heartbeats every tick, elections after 10 without a leader", func(c *Config) *time.Duration { return &c.RaftTick }),
 		{Key: "rpc-dial-map", Kind: "map", Usage: "testing: dial B to reach the node at rpc address A, as A=B[,A=B]",

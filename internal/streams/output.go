@@ -31,8 +31,7 @@ type outputs struct {
 	parters  map[string]kgo.TopicPartitioner
 	batches  map[topicPartition]*record.BatchBuilder
 	order    []topicPartition
-	ready    []localBatch // finished batches, in the order they filled
-	client   []*kgo.Record
+	sendList            // what finish hands over
 	probe    kgo.Record // what the partitioner looks at, reused
 	count    int
 	numParts map[string]int32
@@ -55,7 +54,7 @@ func newOutputs(src Source) *outputs {
 
 // reset starts a chunk.
 func (o *outputs) reset() {
-	o.order, o.ready, o.client, o.count = o.order[:0], nil, nil, 0
+	o.order, o.sendList, o.count = o.order[:0], sendList{}, 0
 	clear(o.numParts)
 	for _, p := range o.parters {
 		if nb, ok := p.(kgo.TopicPartitionerOnNewBatch); ok {
@@ -69,7 +68,7 @@ func (o *outputs) add(topic string, ts int64, key, value []byte, headers []recor
 	o.count++
 	n := o.partitions(topic)
 	if n <= 0 { // not known here (yet): the client creates or finds it
-		o.toClient(topic, ts, key, value, headers)
+		o.client = appendClient(o.client, topic, ts, key, value, headers)
 		return
 	}
 	o.probe.Key = key
@@ -130,39 +129,50 @@ func (o *outputs) partitioner(topic string) kgo.TopicPartitioner {
 	return p
 }
 
-func (o *outputs) toClient(topic string, ts int64, key, value []byte, headers []record.RecordHeader) {
+// appendClient adds a copy of a record to a list for the Kafka client.
+func appendClient(list []*kgo.Record, topic string, ts int64, key, value []byte, headers []record.RecordHeader) []*kgo.Record {
 	rec := &kgo.Record{Topic: topic, Key: cloneOrNil(key), Value: cloneOrNil(value), Timestamp: time.UnixMilli(ts)}
 	for _, h := range headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: cloneOrNil(h.Value)})
 	}
-	o.client = append(o.client, rec)
+	return append(list, rec)
 }
 
-// finish closes the chunk's batches.
-func (o *outputs) finish() {
+// finish closes the chunk's batches and hands over its outputs.
+func (o *outputs) finish() sendList {
 	for _, tp := range o.order {
 		if b := o.batches[tp]; b.Len() > 0 {
 			o.ready = append(o.ready, localBatch{tp, b.Finish()})
 		}
 	}
 	o.order = o.order[:0]
+	l := o.sendList
+	o.sendList = sendList{}
+	return l
 }
 
-// send writes the chunk's outputs and returns a wait for all of them and
-// whether any went through the client. A batch for a partition that turns
-// out not to be led here goes through the client record by record.
-func (o *outputs) send(ctx context.Context, cl *kgo.Client) (wait func(context.Context) error, viaClient bool, err error) {
+// sendList is a chunk's outputs: batches for partitions led here (as far
+// as the chunk knew), in the order they filled, and records for the client.
+type sendList struct {
+	ready  []localBatch
+	client []*kgo.Record
+}
+
+// send writes the outputs and returns a wait for all of them and whether
+// any went through the client. A batch for a partition that turns out not
+// to be led here goes through the client record by record.
+func (l *sendList) send(ctx context.Context, src Source, cl *kgo.Client) (wait func(context.Context) error, viaClient bool, err error) {
 	var waits []func(context.Context) error
 	var d *record.Decompressor
-	for _, lb := range o.ready {
-		w, err := o.src.Produce(lb.tp.topic, lb.tp.partition, lb.batch)
+	for _, lb := range l.ready {
+		w, err := src.Produce(lb.tp.topic, lb.tp.partition, lb.batch)
 		if errors.Is(err, ErrNotLocal) {
 			if d == nil { // a batch kept whole may be compressed
 				d = record.NewDecompressor()
 				defer d.Close()
 			}
 			if err := record.ForEachRecord(lb.batch, d, func(h *record.Header, r *record.Record) error {
-				o.toClient(lb.tp.topic, h.FirstTimestamp+r.TimestampDelta, r.Key, r.Value, r.Headers)
+				l.client = appendClient(l.client, lb.tp.topic, h.FirstTimestamp+r.TimestampDelta, r.Key, r.Value, r.Headers)
 				return nil
 			}); err != nil {
 				return nil, false, err
@@ -175,10 +185,10 @@ func (o *outputs) send(ctx context.Context, cl *kgo.Client) (wait func(context.C
 		waits = append(waits, w)
 	}
 	var cw *clientWait
-	if len(o.client) > 0 {
+	if len(l.client) > 0 {
 		cw = &clientWait{}
-		cw.wg.Add(len(o.client))
-		for _, rec := range o.client {
+		cw.wg.Add(len(l.client))
+		for _, rec := range l.client {
 			cl.Produce(ctx, rec, cw.done)
 		}
 	}

@@ -126,28 +126,34 @@ func (r *runner) run(ctx context.Context) {
 	defer func() { inst.Close(context.Background()) }()
 	r.offset.Store(offset)
 	backoff := time.Duration(0)
-	// pending is the chunk whose outputs are on their way while the
-	// module runs over the next read; it is settled (outputs acknowledged,
-	// progress committed) before the one after it is sent, when the input
-	// runs dry, and when the runner stops (even if told to stop, so a
-	// clean shutdown or a pause repeats nothing).
-	var pending *chunk
-	settle := func() error {
-		if pending == nil {
-			return nil
+	// inflight are the chunks whose outputs are on their way (and whose
+	// progress is then committed, in order, by their goroutines) while the
+	// module runs over the next reads. They are settled oldest first when
+	// there are too many, when the input runs dry, and when the runner
+	// stops (even if told to stop, so a clean shutdown or a pause repeats
+	// nothing). A chunk that failed sends the runner back to its start:
+	// those after it are dropped (their outputs may be written again: at
+	// least once).
+	var inflight []*chunk
+	settleTo := func(keep int) error {
+		for len(inflight) > keep {
+			c := inflight[0]
+			inflight = inflight[1:]
+			<-c.done
+			if c.err != nil {
+				for _, later := range inflight {
+					<-later.done
+				}
+				inflight = nil
+				offset = c.from
+				return c.err
+			}
+			r.out.Add(int64(c.outs))
+			r.offset.Store(c.next)
 		}
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		defer cancel()
-		c := pending
-		pending = nil
-		if err := r.settle(wctx, c); err != nil {
-			offset = c.from // its outputs may be partly written: at least once
-			return err
-		}
-		r.offset.Store(c.next)
 		return nil
 	}
-	defer func() { settle() }()
+	defer func() { settleTo(0) }()
 	for ctx.Err() == nil {
 		changed, err := r.e.cfg.Source.Changed(r.def.Input, r.partition)
 		if err != nil {
@@ -164,7 +170,7 @@ func (r *runner) run(ctx context.Context) {
 		}
 		r.end.Store(res.HighWatermark)
 		if len(res.Data) == 0 {
-			if err := settle(); err != nil {
+			if err := settleTo(0); err != nil {
 				if !r.retryAfter(ctx, err, &backoff) {
 					return
 				}
@@ -179,41 +185,49 @@ func (r *runner) run(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 		c, err := r.processBatches(wctx, &inst, offset, res)
 		cancel()
-		if err == nil && !c.settled {
-			if pending != nil && pending.viaClient {
-				// The chunk before went (partly) through the client:
-				// this one is written after it lands, so that no
-				// partition gets records out of order.
-				if serr := settle(); serr != nil {
-					if !r.retryAfter(ctx, serr, &backoff) {
-						return
-					}
-					continue
-				}
-			}
-			err = r.send(ctx, c)
-		}
-		if serr := settle(); serr != nil {
-			// The chunk before failed: go back to it (this one's
-			// outputs, if any went out, are written again).
-			if c != nil && c.cancel != nil {
-				c.cancel()
-			}
-			if !r.retryAfter(ctx, serr, &backoff) {
-				return
-			}
-			continue
-		}
 		if err != nil {
+			if serr := settleTo(0); serr != nil {
+				err = serr // go back to the earlier failure
+			}
 			if !r.retryAfter(ctx, err, &backoff) {
 				return
 			}
 			continue
 		}
+		if !c.settled {
+			// This chunk's outputs go after the last chunk's are
+			// handed over; if some of those went through the client,
+			// after they land, so that no partition gets records out
+			// of order.
+			var prev *chunk
+			if len(inflight) > 0 {
+				prev = inflight[len(inflight)-1]
+				if viaClient, _ := prev.handedOver(); viaClient {
+					if serr := settleTo(0); serr != nil {
+						if !r.retryAfter(ctx, serr, &backoff) {
+							return
+						}
+						continue
+					}
+					prev = nil
+				}
+			}
+			r.send(ctx, c, prev, true)
+			inflight = append(inflight, c)
+		}
+		offset = c.next
+		if serr := settleTo(maxInFlight); serr != nil {
+			if !r.retryAfter(ctx, serr, &backoff) {
+				return
+			}
+			continue
+		}
 		backoff = 0
-		pending, offset = c, c.next
 	}
 }
+
+// maxInFlight bounds the chunks sent and not yet settled.
+const maxInFlight = 2
 
 // retryAfter handles a failed chunk: a stop by the error policy fails the
 // runner (false); anything else (outputs not written, progress not saved)
@@ -268,14 +282,17 @@ var errStop = errors.New("stopped by the error policy")
 type chunk struct {
 	from, next int64
 	outs       int
-	wait       func(context.Context) error // nil: nothing sent yet
-	viaClient  bool                        // some outputs went through the Kafka client
-	cancel     context.CancelFunc          // ends the outputs' context once settled
-	settled    bool                        // aggregates: written and committed already
+	list       sendList      // the outputs, until sent
+	sent       chan struct{} // closed once they are handed over
+	done       chan struct{} // closed once they landed and progress is committed
+	sendErr    error
+	viaClient  bool  // some outputs went through the Kafka client
+	err        error // why it failed, once done
+	settled    bool  // aggregates: written and committed already
 }
 
-// processBatches runs the module over the batches read and sends the
-// outputs, without waiting for them: settle does. An aggregate's chunk is
+// processBatches runs the module over the batches read and collects the
+// outputs for the caller to send. An aggregate's chunk is
 // written, its state saved and its progress committed before it returns.
 func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, from int64, res Batches) (*chunk, error) {
 	o := r.outs
@@ -306,10 +323,10 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 		if first, ok := aborted[h.ProducerID]; ok && h.Transactional() && h.BaseOffset >= first {
 			continue
 		}
-		results, err := (*inst).ProcessBatch(ctx, batch, r.d)
+		results, err := (*inst).ProcessBatchRefs(ctx, batch, r.d)
 		r.in.Add(int64(h.NumRecords))
 		if err == nil {
-			err = r.collect(batch, results)
+			err = r.collect(*inst, batch, results)
 		} else if ctx.Err() == nil {
 			// The whole batch failed (a trap, the budget, a module
 			// error): a fresh instance, then the batch again one record
@@ -335,19 +352,14 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 			break
 		}
 	}
-	o.finish()
-	c := &chunk{from: from, next: next, outs: o.count}
+	c := &chunk{from: from, next: next, outs: o.count, list: o.finish()}
 	if (*inst).Kind() != transform.KindAggregate {
 		return c, nil // sent by the caller
 	}
-	if err := r.send(ctx, c); err != nil {
-		return nil, err
+	r.send(ctx, c, nil, false)
+	if <-c.done; c.err != nil {
+		return nil, c.err
 	}
-	if err := c.wait(ctx); err != nil {
-		c.cancel()
-		return nil, fmt.Errorf("write outputs: %w", err)
-	}
-	c.cancel()
 	data, err := (*inst).Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: aggregate snapshot: %v", errStop, err)
@@ -363,41 +375,58 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 	return c, nil
 }
 
-// send writes a chunk's outputs without waiting for them.
-func (r *runner) send(ctx context.Context, c *chunk) error {
+// send hands a chunk's outputs to their partitions on a goroutine of its
+// own (validating and appending them costs about as much as running the
+// module), which then waits for them to land and, if commit, commits the
+// chunk's progress once prev (the chunk before, if any) has committed its.
+func (r *runner) send(ctx context.Context, c, prev *chunk, commit bool) {
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	wait, viaClient, err := r.outs.send(octx, r.e.hub.Kafka())
-	if err != nil {
-		cancel()
-		return fmt.Errorf("write outputs: %w", err)
-	}
-	c.wait, c.cancel, c.viaClient = wait, cancel, viaClient
-	return nil
+	c.sent, c.done = make(chan struct{}), make(chan struct{})
+	list := c.list
+	c.list = sendList{}
+	go func() {
+		defer close(c.done)
+		defer cancel()
+		var wait func(context.Context) error
+		wait, c.viaClient, c.sendErr = list.send(octx, r.e.cfg.Source, r.e.hub.Kafka())
+		close(c.sent)
+		err := c.sendErr
+		if err == nil {
+			err = wait(octx)
+		}
+		if err != nil {
+			err = fmt.Errorf("write outputs: %w", err)
+		}
+		if prev != nil {
+			<-prev.done
+			if prev.err != nil && err == nil {
+				err = fmt.Errorf("an earlier chunk failed: %w", prev.err)
+			}
+		}
+		if err == nil && commit {
+			if err = r.e.hub.Commit(octx, r.def, r.partition, c.next); err != nil {
+				err = fmt.Errorf("commit progress: %w", err)
+			}
+		}
+		c.err = err
+	}()
 }
 
-// settle waits for a chunk's outputs and commits its progress.
-func (r *runner) settle(ctx context.Context, c *chunk) error {
-	if c.settled {
-		return nil
-	}
-	err := c.wait(ctx)
-	c.cancel()
-	if err != nil {
-		return fmt.Errorf("write outputs: %w", err)
-	}
-	r.out.Add(int64(c.outs))
-	if err := r.e.hub.Commit(ctx, r.def, r.partition, c.next); err != nil {
-		return fmt.Errorf("commit progress: %w", err)
-	}
-	c.settled = true
-	return nil
+// handedOver waits until the chunk's outputs are appended (or on their way
+// through the client), and says whether any went through the client.
+func (c *chunk) handedOver() (viaClient bool, err error) {
+	<-c.sent
+	return c.viaClient, c.sendErr
 }
 
 // collect turns a batch's results into output records, and its failed
 // records into dead letters (or a stop).
-func (r *runner) collect(batch []byte, results []transform.Output) error {
-	if r.passThrough(batch, results) {
+func (r *runner) collect(inst *transform.Instance, batch []byte, results []transform.Output) error {
+	if r.passThrough(inst, batch, results) {
 		return nil
+	}
+	if err := inst.ResolveKept(results); err != nil {
+		return err
 	}
 	for _, o := range results {
 		if o.Err != "" {
@@ -420,20 +449,31 @@ func (r *runner) collect(batch []byte, results []transform.Output) error {
 // record by record, when that is the same thing: its records have
 // consecutive offsets and producer timestamps, and they all land on one
 // output partition.
-func (r *runner) passThrough(batch []byte, results []transform.Output) bool {
+func (r *runner) passThrough(inst *transform.Instance, batch []byte, results []transform.Output) bool {
 	h, err := record.ParseHeader(batch)
 	if err != nil || len(results) != int(h.NumRecords) || int(h.LastOffsetDelta) != len(results)-1 ||
 		h.LogAppendTime() || len(batch) > maxOutputBatch {
 		return false
 	}
-	keyless := true
 	for k, o := range results {
 		if !o.Kept || o.Output != results[0].Output || o.SourceOffset != h.BaseOffset+int64(k) {
 			return false
 		}
-		keyless = keyless && o.Key == nil
 	}
-	return r.outs.addBatch(r.def.Outputs[results[0].Output], batch, len(results), keyless)
+	topic := r.def.Outputs[results[0].Output]
+	keyless := false
+	if r.outs.partitions(topic) > 1 {
+		// Keys decide the partitions: only keyless records stay
+		// together.
+		if inst.ResolveKept(results) != nil {
+			return false
+		}
+		keyless = true
+		for _, o := range results {
+			keyless = keyless && o.Key == nil
+		}
+	}
+	return r.outs.addBatch(topic, batch, len(results), keyless)
 }
 
 // isolate runs a batch that failed as a whole one record at a time. A
@@ -452,7 +492,7 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		one.NumRecords = 1
 		results, err := (*inst).Process(ctx, one, rec)
 		if err == nil {
-			if err := r.collect(batch, results); err != nil {
+			if err := r.collect(*inst, batch, results); err != nil {
 				return err
 			}
 			done = append(done, rec...)

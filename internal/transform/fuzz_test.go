@@ -23,8 +23,9 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add([]byte{0x0c, 0, 0, 0, 0x02, 'k', 0x02, 'v', 0})
 	f.Add([]byte{0x0a, errorOutput, 2, 0, 1, 0x04, 'e', 'r', 0})
 	f.Add([]byte{0x06, keepOutput, 4, 1})
+	f.Add([]byte{0x06, keepSetOutput, 6, 0x05})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		outs, _, err := decodeOutputInto(nil, nil, b, fuzzInput, 100, 5000, 109, 2)
+		outs, _, err := decodeOutputInto(nil, nil, b, fuzzInput, true, 100, 5000, 109, 3, 2)
 		if err != nil {
 			return
 		}

@@ -38,11 +38,14 @@ type Instance struct {
 	errMsg   string // set by the module's set_error
 	out      []byte
 	in       []byte // decompressed input records
-	outs     []Output
-	hdrs     []record.RecordHeader
-	broken   error
-	wd       *watchdog
-	rp       *rpState // modules built with Redpanda's SDK
+	// The input of the last call, which keep entries refer to.
+	lastRecords []byte
+	lastInfo    BatchInfo
+	outs        []Output
+	hdrs        []record.RecordHeader
+	broken      error
+	wd          *watchdog
+	rp          *rpState // modules built with Redpanda's SDK
 }
 
 type instanceKey struct{}
@@ -219,6 +222,10 @@ func (i *Instance) write(ctx context.Context, b ...[]byte) error {
 // records, and are valid until its next call. A record the module failed on comes back as
 // an Output with Err set; an error means the whole batch failed.
 func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) ([]Output, error) {
+	return i.run(ctx, info, records, true)
+}
+
+func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, resolve bool) ([]Output, error) {
 	if i.rp != nil {
 		return i.processRedpanda(ctx, info, records)
 	}
@@ -246,12 +253,34 @@ func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) 
 		// (compaction), so the bound is the last offset the caller gave.
 		last = max(last, info.LastOffset)
 	}
-	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, info.BaseOffset, info.BaseTimestamp, last, len(i.cfg.Outputs))
+	i.lastRecords, i.lastInfo = records, info
+	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, resolve, info.BaseOffset, info.BaseTimestamp, last,
+		int(info.NumRecords), len(i.cfg.Outputs))
 	return i.outs, err
+}
+
+// ResolveKept fills in the records of outs (what ProcessBatchRefs
+// returned last) that are references to input records.
+func (i *Instance) ResolveKept(outs []Output) error {
+	var err error
+	i.hdrs, err = resolveKept(outs, i.hdrs, i.lastRecords, i.lastInfo.BaseOffset, i.lastInfo.BaseTimestamp)
+	return err
 }
 
 // ProcessBatch runs the module over a stored Kafka v2 batch (any codec).
 func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
+	return i.processBatch(ctx, batch, d, true)
+}
+
+// ProcessBatchRefs is ProcessBatch, except that a record the module kept
+// unchanged comes back as a reference (Kept set, with only Output and
+// SourceOffset) until ResolveKept fills it in: a caller that writes a
+// batch kept whole on as it is never decodes its records.
+func (i *Instance) ProcessBatchRefs(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
+	return i.processBatch(ctx, batch, d, false)
+}
+
+func (i *Instance) processBatch(ctx context.Context, batch []byte, d *record.Decompressor, resolve bool) ([]Output, error) {
 	info, body, release, err := batchBody(batch, d)
 	if err != nil {
 		return nil, err
@@ -263,7 +292,7 @@ func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Dec
 		body = i.in
 	}
 	release()
-	return i.Process(ctx, info, body)
+	return i.run(ctx, info, body, resolve)
 }
 
 // batchBody returns a stored batch's header fields and its records

@@ -235,7 +235,7 @@ func TestCompiledCodeIsCached(t *testing.T) {
 // 200 bytes, per record: identity (the SDK's and host's own cost) and
 // uppercase, with the time budget enforced (the default) and unbounded.
 func BenchmarkMap200B(b *testing.B) {
-	for _, pkg := range []string{"internal/transform/testdata/dropall", "internal/transform/testdata/identity", "examples/uppercase"} {
+	for _, pkg := range []string{"internal/transform/testdata/dropall", "internal/transform/testdata/prefix", "internal/transform/testdata/identity", "examples/uppercase"} {
 		for _, unbounded := range []bool{false, true} {
 			name := pkg[strings.LastIndexByte(pkg, '/')+1:] + "/budget"
 			if unbounded {
@@ -486,5 +486,49 @@ func TestFilterMapKind(t *testing.T) {
 	outs, err := i.ProcessBatch(context.Background(), batch(t, 0, 0, "2", "x", "21"), nil)
 	if err != nil || len(outs) != 2 || string(outs[0].Value) != "4" || string(outs[1].Value) != "42" || outs[1].SourceOffset != 2 {
 		t.Fatalf("outputs %+v %v", outs, err)
+	}
+}
+
+// A filter answers with keep entries: the host gives back the input
+// records themselves (compressed input included), at once with
+// ProcessBatch, on demand with ProcessBatchRefs.
+func TestFilterKeepsInputRecords(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "internal/transform/testdata/prefix", transform.Config{Params: map[string]string{"prefix": "keep"}})
+	ctx := context.Background()
+	for _, c := range []record.Compression{record.CompressionNone, record.CompressionZstd} {
+		in := batch(t, 500, c, "keep-a", "drop-b", "keep-c")
+		check := func(outs []transform.Output) {
+			t.Helper()
+			if len(outs) != 2 {
+				t.Fatalf("%v: %d outputs", c, len(outs))
+			}
+			for k, want := range []struct {
+				off   int64
+				value string
+			}{{500, "keep-a"}, {502, "keep-c"}} {
+				o := outs[k]
+				if !o.Kept || o.SourceOffset != want.off || string(o.Value) != want.value || string(o.Key) != fmt.Sprintf("k%d", want.off-500) ||
+					o.Timestamp != 1000+want.off-500 || len(o.Headers) != 1 || string(o.Headers[0].Value) != want.value {
+					t.Fatalf("%v: output %d = %+v", c, k, o)
+				}
+			}
+		}
+		outs, err := i.ProcessBatch(ctx, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(outs)
+		refs, err := i.ProcessBatchRefs(ctx, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(refs) != 2 || refs[0].Value != nil || !refs[1].Kept || refs[1].SourceOffset != 502 {
+			t.Fatalf("%v: references %+v", c, refs)
+		}
+		if err := i.ResolveKept(refs); err != nil {
+			t.Fatal(err)
+		}
+		check(refs)
 	}
 }

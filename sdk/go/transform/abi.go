@@ -25,8 +25,9 @@ const (
 	// errorOutput marks an output entry that reports a failed input
 	// record instead of carrying a record.
 	errorOutput = 0xFF
-	// keepOutput marks an entry that sends an input record on as it is.
-	keepOutput = 0xFE
+	// keepSetOutput marks an entry that is a bitmap of the input records
+	// sent on as they are.
+	keepSetOutput = 0xFD
 )
 
 var errFrame = errors.New("malformed frame")
@@ -111,6 +112,9 @@ func (p *processor) process(in []byte) ([]byte, error) {
 	count := int32(le.Uint32(in[32:]))
 	body := in[batchHeaderSize:]
 	p.out = p.out[:0]
+	if filter != nil {
+		return p.filterBatch(body, count)
+	}
 	for i := int32(0); i < count; i++ {
 		length, n := viSlow(body, 0)
 		if n <= 0 || length < 0 || length > int64(len(body)-n) {
@@ -121,12 +125,6 @@ func (p *processor) process(in []byte) ([]byte, error) {
 		}
 		body = body[n+int(length):]
 		p.cur = &p.rec
-		if filter != nil {
-			if filter(p.rec) {
-				p.keep()
-			}
-			continue
-		}
 		if p.emitFn == nil {
 			p.emitFn = p.emit
 		}
@@ -288,23 +286,43 @@ func (p *processor) emit(r *Record) {
 	p.out = b[:i]
 }
 
-// keep appends an entry that sends the current input record to the first
-// output unchanged.
-func (p *processor) keep() {
-	delta := p.cur.Offset - p.baseOffset
-	n := 2 + varintLen(delta)
-	start := len(p.out)
-	if cap(p.out)-start < n+1 {
-		grown := make([]byte, start, 2*cap(p.out)+n+1)
-		copy(grown, p.out)
-		p.out = grown
+// filterBatch runs OnFilter's function over the records and answers with
+// one keep-set entry: a bit per input record, set if it is kept. The host
+// takes the kept records from its input; nothing is copied here.
+func (p *processor) filterBatch(body []byte, count int32) ([]byte, error) {
+	if count < 0 || int(count) > len(body) {
+		return nil, frameErr("record count %d", count)
 	}
-	b := p.out[:start+n+1]
-	b[start] = byte(n << 1) // n < 64: one byte
-	b[start+1] = keepOutput
-	i := putVarint(b, start+2, delta)
-	b[i] = 0 // output 0
-	p.out = b[:i+1]
+	n := int(count)
+	size := 1 + varintLen(int64(n)) + (n+7)/8
+	need := varintLen(int64(size)) + size
+	if cap(p.out) < need {
+		p.out = make([]byte, 0, 2*need)
+	}
+	b := p.out[:need]
+	i := putVarint(b, 0, int64(size))
+	b[i] = keepSetOutput
+	i = putVarint(b, i+1, int64(n))
+	bits := b[i:]
+	clear(bits)
+	for k := 0; k < n; k++ {
+		length, m := viSlow(body, 0)
+		if m <= 0 || length < 0 || length > int64(len(body)-m) {
+			return nil, frameErr("record %d length", k)
+		}
+		if err := p.decode(body[m : m+int(length)]); err != nil {
+			return nil, fmt.Errorf("record %d: %w", k, err)
+		}
+		body = body[m+int(length):]
+		if filter(p.rec) {
+			bits[k>>3] |= 1 << (k & 7)
+		}
+	}
+	if len(body) != 0 {
+		return nil, frameErr("%d bytes after %d records", len(body), n)
+	}
+	p.out = b
+	return b, nil
 }
 
 // putVarint writes v as a zigzag varint at b[i:] and returns the index

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -115,4 +116,19 @@ func FuzzConfigure(f *testing.F) {
 		defer func() { kind, handler, config = 0, nil, Config{} }()
 		configure(b)
 	})
+}
+
+// A filter answers with one keep-set entry: a bit per input record.
+func TestFilterAnswersWithAKeepSet(t *testing.T) {
+	filter = func(r Record) bool { return string(r.Value) != "drop" }
+	kind, handler = KindFilter, func(*Record, func(*Record)) error { return nil }
+	defer func() { kind, handler, filter = 0, nil, nil }()
+	var p processor
+	out, err := p.process(frame(40, [2]string{"a", "one"}, [2]string{"b", "drop"}, [2]string{"c", "three"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{3 << 1, keepSetOutput, 3 << 1, 0b101}; !bytes.Equal(out, want) {
+		t.Fatalf("output %x, want %x", out, want)
+	}
 }
