@@ -143,7 +143,7 @@ func (i *Instance) Kind() Kind { return i.kind }
 // Close stops the instance.
 func (i *Instance) Close(ctx context.Context) {
 	if i.rp != nil {
-		i.rp.stop()
+		i.stopGuest()
 	}
 	if i.wd != nil {
 		i.wd.close()

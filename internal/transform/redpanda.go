@@ -108,6 +108,7 @@ type rpState struct {
 	exit    chan error
 	quit    chan struct{}
 	ready   chan struct{}
+	ended   chan struct{} // closed when _start has returned
 	once    sync.Once
 	stopped sync.Once
 	cur     *rpBatch // the guest goroutine's batch
@@ -125,7 +126,7 @@ func (i *Instance) startRedpanda(ctx context.Context) error {
 		WithStartFunctions().
 		WithEnv("REDPANDA_INPUT_TOPIC", i.cfg.Input)
 	st := &rpState{in: make(chan *rpBatch), done: make(chan *rpBatch), exit: make(chan error, 1),
-		quit: make(chan struct{}), ready: make(chan struct{}), outputs: map[string]int{}}
+		quit: make(chan struct{}), ready: make(chan struct{}), ended: make(chan struct{}), outputs: map[string]int{}}
 	for k, o := range i.cfg.Outputs {
 		mc = mc.WithEnv("REDPANDA_OUTPUT_TOPIC_"+strconv.Itoa(k), o)
 		st.outputs[o] = k
@@ -141,6 +142,7 @@ func (i *Instance) startRedpanda(ctx context.Context) error {
 	runCtx := context.WithValue(context.Background(), instanceKey{}, i)
 	start := mod.ExportedFunction("_start")
 	go func() {
+		defer close(st.ended)
 		_, err := start.Call(runCtx)
 		if err == nil {
 			err = errors.New("_start returned")
@@ -160,7 +162,6 @@ func (i *Instance) startRedpanda(ctx context.Context) error {
 		i.broken = fmt.Errorf("%w in start: %v", ErrTrap, err)
 	case <-timeout:
 		i.broken = fmt.Errorf("%w (start, budget %s)", ErrBudget, m.r.budget)
-		i.wd.stopNow()
 	case <-ctx.Done():
 		i.broken = ctx.Err()
 	}
@@ -214,10 +215,26 @@ func (i *Instance) processRedpanda(ctx context.Context, info BatchInfo, records 
 
 func (i *Instance) breakWith(ctx context.Context, err error) error {
 	i.broken = err
-	i.rp.stop()
-	i.wd.stopNow()
+	i.stopGuest()
 	i.mod.CloseWithExitCode(ctx, 1)
 	return err
+}
+
+// guestStopWait bounds how long closing a Redpanda instance waits for its
+// _start to end (it traps at its next check once told to stop).
+const guestStopWait = 5 * time.Second
+
+// stopGuest ends a Redpanda module's _start before the module is closed
+// under it: its blocking host call returns, its next check traps.
+func (i *Instance) stopGuest() {
+	i.rp.stop()
+	i.wd.stopNow()
+	t := time.NewTimer(guestStopWait)
+	defer t.Stop()
+	select {
+	case <-i.rp.ended:
+	case <-t.C:
+	}
 }
 
 // Host functions of "redpanda_transform". They run on the guest's
