@@ -54,8 +54,14 @@ func TestGroupChurnSarama(t *testing.T) {
 	}
 }
 
+// kafka-go's commit loop for a new generation also takes the commits of
+// messages fetched before the rebalance (reader.go, commitLoopInterval reads
+// the reader's one commits channel), so a member can commit an older offset
+// of a partition that moved to another member, with its current
+// generation, which Kafka accepts as well. Committed offsets may therefore
+// go back with kafka-go; the other checks stand.
 func TestGroupChurnKafkaGo(t *testing.T) {
-	runGroupChurn(t, startKafkaGoMember)
+	runGroupChurnOpts(t, startKafkaGoMember, true)
 }
 
 // position is where a record sits: partition and offset.
@@ -209,7 +215,12 @@ func groupSettled(ctx context.Context, adm *kadm.Client, group, topic string, wa
 // other, a leaves, d joins. The first four phases' records are produced
 // while that phase's membership change is under way; the last once d owns
 // partitions, so that every member processes something.
-func runGroupChurn(t *testing.T, start startMember) {
+func runGroupChurn(t *testing.T, start startMember) { runGroupChurnOpts(t, start, false) }
+
+// runGroupChurnOpts is runGroupChurn; staleCommits says the client may
+// commit offsets of partitions it no longer owns (then a committed offset
+// going back is logged, not a failure).
+func runGroupChurnOpts(t *testing.T, start startMember, staleCommits bool) {
 	n := servertest.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -336,6 +347,10 @@ func runGroupChurn(t *testing.T, start startMember) {
 	}
 	processed.mu.Unlock()
 	for _, b := range watch.back {
+		if staleCommits {
+			t.Logf("committed offset went backwards (a stale commit, which this client makes): %s", b)
+			continue
+		}
 		t.Errorf("committed offset went backwards: %s", b)
 	}
 	if watch.samples < 10 {
