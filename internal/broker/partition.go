@@ -195,6 +195,19 @@ type ProduceResult struct {
 // place (offsets, epoch). Retries of an idempotent batch already written are
 // answered with the original offsets and never written again.
 func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
+	return p.produce(batch, false)
+}
+
+// ProduceBuilt is Produce for a batch the broker put together itself from
+// records it validated before (a transform's outputs: records re-encoded
+// from a module's output, or a stored batch passed on whole): its frame
+// and checksum are checked, its records are not decompressed and walked
+// again.
+func (p *Partition) ProduceBuilt(batch []byte) (ProduceResult, error) {
+	return p.produce(batch, true)
+}
+
+func (p *Partition) produce(batch []byte, built bool) (ProduceResult, error) {
 	if p.topic.Name == OffsetsTopic || p.topic.Name == TransactionTopic {
 		return ProduceResult{}, fmt.Errorf("%w: clients may not write to %s", ErrInternalTopic, p.topic.Name)
 	}
@@ -205,7 +218,13 @@ func (p *Partition) Produce(batch []byte) (ProduceResult, error) {
 	if size := record.PeekSize(batch); size >= record.HeaderSize && size < len(batch) {
 		return ProduceResult{}, fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", ErrInvalidRecord)
 	}
-	h, err := record.Validate(batch, p.b.decomp, record.Limits{MaxDecompressedBytes: p.b.cfg.MaxDecompressedBytes})
+	var h record.Header
+	var err error
+	if built {
+		h, err = record.CheckFrame(batch)
+	} else {
+		h, err = record.Validate(batch, p.b.decomp, record.Limits{MaxDecompressedBytes: p.b.cfg.MaxDecompressedBytes})
+	}
 	switch {
 	case errors.Is(err, record.ErrUnsupportedMagic):
 		return ProduceResult{}, fmt.Errorf("%w: %v", ErrUnsupportedForFormat, err)

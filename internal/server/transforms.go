@@ -79,7 +79,7 @@ func (s transformSource) Produce(topic string, p int32, batch []byte) (func(cont
 	if err != nil || part.Serving() != nil {
 		return nil, streams.ErrNotLocal
 	}
-	res, err := part.Produce(batch)
+	res, err := part.ProduceBuilt(batch)
 	if errors.Is(err, broker.ErrNotLeader) || errors.Is(err, broker.ErrUnknownTopicOrPartition) {
 		return nil, streams.ErrNotLocal
 	}

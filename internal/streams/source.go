@@ -25,10 +25,11 @@ type Source interface {
 	// Partitions is topic's partition count, 0 if the topic is not known
 	// here.
 	Partitions(topic string) int32
-	// Produce appends an uncompressed batch without a producer id to a
-	// partition this node leads, as a produce request would, and returns
-	// a wait for its commit; ErrNotLocal if the partition is led
-	// elsewhere.
+	// Produce appends a batch without a producer id, built by the runner
+	// from records validated before, to a partition this node leads, as a
+	// produce request would (only its frame and checksum are checked
+	// again), and returns a wait for its commit; ErrNotLocal if the
+	// partition is led elsewhere.
 	Produce(topic string, partition int32, batch []byte) (wait func(context.Context) error, err error)
 	// SetView makes a read-only topic whose batches fn computes from
 	// source's at fetch time; RemoveView drops it.

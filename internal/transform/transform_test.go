@@ -395,6 +395,35 @@ func TestAssemblyScriptModules(t *testing.T) {
 	if len(outs) != 2 || outs[0].SourceOffset != 1 || outs[1].SourceOffset != 2 {
 		t.Fatalf("filter outputs %+v", outs)
 	}
+	// The same filter in both languages keeps the same records.
+	pm, err := r.Compile(ctx, asModule(t, "prefix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := transform.Config{Params: map[string]string{"prefix": "keep"}}
+	pi, err := pm.Instantiate(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pi.Close(ctx)
+	goPrefix := instance(t, r, "internal/transform/testdata/prefix", cfg)
+	values := make([]string, 21) // a bitmap of more than one byte
+	for k := range values {
+		values[k] = fmt.Sprintf("drop-%d", k)
+		if k%3 == 0 {
+			values[k] = fmt.Sprintf("keep-%d", k)
+		}
+	}
+	in = batch(t, 30, record.CompressionLZ4, values...)
+	if a, err = pi.ProcessBatch(ctx, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = goPrefix.ProcessBatch(ctx, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) != 7 || a[6].SourceOffset != 48 || string(a[6].Value) != "keep-18" {
+		t.Fatalf("AssemblyScript %v\nGo %v", a, b)
+	}
 }
 
 func BenchmarkAssemblyScriptMap200B(b *testing.B) {

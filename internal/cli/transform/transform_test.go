@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -516,7 +517,11 @@ func TestDeployedFilterThroughput(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		clitest.MustRun(t, "", "transform", "deploy", "keep", brokers, "--module", transformtest.BuildFile(t, "internal/transform/testdata/prefix"),
+		module := transformtest.BuildFile(t, "internal/transform/testdata/prefix")
+		if m := os.Getenv("WEIR_TRANSFORM_BENCH_MODULE"); m != "" {
+			module = filepath.Join("..", "..", "..", m) // from the repository's root
+		}
+		clitest.MustRun(t, "", "transform", "deploy", "keep", brokers, "--module", module,
 			"--input", "in", "--output", "out", "--param", "prefix=keep")
 		waitRunning(t, brokers, "keep")
 		rate := func(topic string, until func()) float64 {
@@ -536,7 +541,19 @@ func TestDeployedFilterThroughput(t *testing.T) {
 			return float64(n) / time.Since(start).Seconds()
 		}
 		plain := rate("plain", func() {})
+		if path := os.Getenv("WEIR_TRANSFORM_BENCH_PROFILE"); path != "" {
+			// A CPU profile of the through phase only.
+			f, err := os.Create(path + "." + budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+		}
 		through := rate("in", func() { waitEnd(t, adm, "out", int64(n)) })
+		pprof.StopCPUProfile()
 		t.Logf("%d-byte records, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, budget, plain, through, through/plain)
 		node.Stop()
 	}

@@ -13,7 +13,7 @@
 const KIND_FILTER: i32 = 1;
 const KIND_MAP: i32 = 2;
 const ERROR_OUTPUT: u8 = 0xff;
-const KEEP_OUTPUT: u8 = 0xfe;
+const KEEP_SET_OUTPUT: u8 = 0xfd;
 
 @external("weir", "set_error")
 declare function hostSetError(ptr: usize, len: i32): void;
@@ -251,17 +251,30 @@ function emit(r: Record, baseOffset: i64, baseTs: i64): void {
   store<u8>(p + 4, <u8>u);
 }
 
-// keep sends the input record at the offset delta on unchanged (a keep
-// entry: the host copies the record, the module does not).
-function keep(offDelta: i64): void {
-  ensureOut(16); // all of it: outBuf does not move below
-  const p = changetype<usize>(outBuf) + outLen;
-  outLen += 1;
-  const body = outLen;
-  putByte(KEEP_OUTPUT);
-  putVarint(offDelta);
-  putByte(0);
-  store<u8>(p, <u8>((outLen - body) << 1));
+// varintLen is the size of v as a zigzag varint.
+function varintLen(v: i64): i32 {
+  let u = <u64>((v << 1) ^ (v >> 63));
+  let n = 1;
+  while (u >= 0x80) {
+    u >>= 7;
+    n++;
+  }
+  return n;
+}
+
+// keepSetStart writes the head of a keep-set entry for count records (a
+// filter's whole answer: a bit per input record, set if it is kept; the
+// host takes kept records from its input) and returns where the bits are.
+function keepSetStart(count: i32): usize {
+  const size = 1 + varintLen(count) + ((count + 7) >> 3);
+  ensureOut(size + 5);
+  putVarint(size);
+  putByte(KEEP_SET_OUTPUT);
+  putVarint(count);
+  const bits = changetype<usize>(outBuf) + outLen;
+  memory.fill(bits, 0, (count + 7) >> 3);
+  outLen += (count + 7) >> 3;
+  return bits;
 }
 
 export function weir_process(n: i32): i64 {
@@ -273,10 +286,16 @@ export function weir_process(n: i32): i64 {
   const baseOffset = load<i64>(base + 8);
   const baseTs = load<i64>(base + 16);
   const count = load<i32>(base + 32);
+  if (count < 0 || count > n) {
+    fail("bad record count");
+    return -1;
+  }
   rp = base + 40;
   rEnd = base + n;
   bad = false;
   outLen = 0;
+  let bits: usize = 0;
+  if (kind == KIND_FILTER) bits = keepSetStart(count);
   for (let i = 0; i < count; i++) {
     const len = <i32>getVarint();
     const recEnd = rp + len;
@@ -300,7 +319,7 @@ export function weir_process(n: i32): i64 {
       return -1;
     }
     if (kind == KIND_FILTER) {
-      if (filterFn!(rec)) keep(offDelta);
+      if (filterFn!(rec)) store<u8>(bits + (i >> 3), load<u8>(bits + (i >> 3)) | (<u8>1 << <u8>(i & 7)));
     } else {
       emit(mapFn!(rec), baseOffset, baseTs);
     }
