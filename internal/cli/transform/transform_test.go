@@ -73,6 +73,17 @@ func consumeN(t *testing.T, n *servertest.Node, topic string, want int) []*kgo.R
 	return got
 }
 
+// checkPartition fails unless a keyed output record sits in the partition
+// a Kafka client would have put it in (murmur2 of the key, as kgo and the
+// Java client place keys), among n.
+func checkPartition(t *testing.T, r *kgo.Record, n int) {
+	t.Helper()
+	want := kgo.StickyKeyPartitioner(nil).ForTopic(r.Topic).Partition(&kgo.Record{Key: r.Key}, n)
+	if r.Key == nil || int(r.Partition) != want {
+		t.Fatalf("%s: key %q in partition %d, a client would use %d", r.Topic, r.Key, r.Partition, want)
+	}
+}
+
 func TestDeployedMapSurvivesRestart(t *testing.T) {
 	node := startNode(t)
 	module := transformtest.BuildFile(t, "examples/uppercase")
@@ -89,8 +100,18 @@ func TestDeployedMapSurvivesRestart(t *testing.T) {
 	if !strings.Contains(out.Stdout, "upper@0.0.0-") {
 		t.Fatalf("deploy printed %q", out.Stdout)
 	}
+	// A filter keeping every (keyed) record: outputs the host takes from
+	// the input instead of the module's copies.
+	clitest.MustRun(t, "", "transform", "deploy", "keep", brokers, "--module", transformtest.BuildFile(t, "internal/transform/testdata/prefix"),
+		"--input", "words", "--output", "kept", "--from", "beginning", "--param", "prefix=word")
 	produce(t, cl, "words", 300, 600, func(i int) string { return fmt.Sprintf("word-%d", i) })
 	consumeN(t, node, "WORDS", 600)
+	for _, r := range consumeN(t, node, "kept", 600) {
+		if !strings.HasPrefix(string(r.Value), "word-") {
+			t.Fatalf("kept %s=%s", r.Key, r.Value)
+		}
+		checkPartition(t, r, 3)
+	}
 
 	node.Restart()
 	cl = client(t, node)
@@ -98,6 +119,7 @@ func TestDeployedMapSurvivesRestart(t *testing.T) {
 	got := consumeN(t, node, "WORDS", 900)
 	seen := map[string]int{}
 	for _, r := range got {
+		checkPartition(t, r, 3)
 		seen[string(r.Value)]++
 		if !strings.HasPrefix(string(r.Value), "WORD-") || !strings.HasPrefix(string(r.Key), "k") {
 			t.Fatalf("output %s=%s", r.Key, r.Value)
@@ -699,6 +721,7 @@ func TestMisbehavingModules(t *testing.T) {
 	got := consumeN(t, node, "good-out", 150)
 	seen := map[string]int{}
 	for _, r := range got {
+		checkPartition(t, r, 3)
 		seen[string(r.Value)]++
 	}
 	for i := range 150 {
