@@ -138,32 +138,33 @@ func (p *processor) process(in []byte) ([]byte, error) {
 	return p.out, nil
 }
 
-// decode parses one Kafka v2 record body into p.rec. One-byte varints
-// are read in place, through v1, which Go inlines: in WebAssembly a call
-// costs more than the few instructions most fields take.
+// decode parses one Kafka v2 record body into p.rec. Short varints are
+// read in place, through v2, which Go inlines: in WebAssembly a call costs
+// more than the few instructions most fields take.
 func (p *processor) decode(b []byte) error {
 	if len(b) < 1 {
 		return frameErr("empty record")
 	}
-	i := 1 // b[0]: attributes, unused
-	tsDelta, ok := v1(b, i)
-	if i++; !ok {
+	tsDelta, i := v2(b, 1) // b[0]: attributes, unused
+	if i < 0 {
 		if tsDelta, i = viSlow(b, 1); i < 0 {
 			return frameErr("timestamp delta")
 		}
 	}
-	offDelta, ok := v1(b, i)
-	if i++; !ok {
-		if offDelta, i = viSlow(b, i-1); i < 0 {
+	offDelta, j := v2(b, i)
+	if j < 0 {
+		if offDelta, j = viSlow(b, i); j < 0 {
 			return frameErr("offset delta")
 		}
 	}
+	i = j
 	r := &p.rec
 	r.Timestamp, r.Offset, r.Output = p.baseTS+tsDelta, p.baseOffset+offDelta, 0
-	l, ok := v1(b, i)
-	if i++; !ok {
-		l, i = viSlow(b, i-1)
+	l, j := v2(b, i)
+	if j < 0 {
+		l, j = viSlow(b, i)
 	}
+	i = j
 	switch {
 	case i < 0 || l < -1 || l > int64(len(b)-i):
 		return frameErr("key")
@@ -173,10 +174,10 @@ func (p *processor) decode(b []byte) error {
 		r.Key = b[i : i+int(l) : i+int(l)]
 		i += int(l)
 	}
-	l, ok = v1(b, i)
-	if i++; !ok {
-		l, i = viSlow(b, i-1)
+	if l, j = v2(b, i); j < 0 {
+		l, j = viSlow(b, i)
 	}
+	i = j
 	switch {
 	case i < 0 || l < -1 || l > int64(len(b)-i):
 		return frameErr("value")
@@ -220,14 +221,22 @@ func (p *processor) decodeHeaders(b []byte, nh int64) error {
 	return nil
 }
 
-// v1 reads a one-byte zigzag varint at b[i]; false if there is none
-// there (a longer varint, or the end), for viSlow to read.
-func v1(b []byte, i int) (int64, bool) {
-	if i < len(b) && b[i] < 0x80 {
-		c := b[i]
-		return int64(c>>1) ^ -int64(c&1), true
+// v2 reads a one- or two-byte zigzag varint at b[i:] (lengths under 8 KiB,
+// deltas, counts) and returns it with the index after it; a negative index
+// if there is none there (a longer varint, or fewer than two bytes left),
+// for viSlow to read. Go inlines it.
+func v2(b []byte, i int) (int64, int) {
+	if i+1 < len(b) {
+		c, d := b[i], b[i+1]
+		if c < 0x80 {
+			return int64(c>>1) ^ -int64(c&1), i + 1
+		}
+		if d < 0x80 {
+			x := uint64(c&0x7f) | uint64(d)<<7
+			return int64(x>>1) ^ -int64(x&1), i + 2
+		}
 	}
-	return 0, false
+	return 0, -1
 }
 
 // viSlow reads the zigzag varint at b[i:] and returns it with the index
@@ -306,7 +315,10 @@ func (p *processor) filterBatch(body []byte, count int32) ([]byte, error) {
 	bits := b[i:]
 	clear(bits)
 	for k := 0; k < n; k++ {
-		length, m := viSlow(body, 0)
+		length, m := v2(body, 0)
+		if m < 0 {
+			length, m = viSlow(body, 0)
+		}
 		if m <= 0 || length < 0 || length > int64(len(body)-m) {
 			return nil, frameErr("record %d length", k)
 		}
