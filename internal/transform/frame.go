@@ -109,16 +109,16 @@ type Output struct {
 // decodeOutputInto parses an output frame from a batch of numRecords
 // records with the given base offset and timestamp, appending to dst.
 // nOutputs bounds the output index and [base, last] the source offsets; in
-// is the input's records section, which keep entries point into (resolve
-// false: they are left as references, for resolveKept). b is untrusted
-// (the module wrote it). Every output's headers are kept in one slice,
-// hdrs, reused from call to call.
-func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b, in []byte, resolve bool, baseOffset, baseTS, lastOffset int64, numRecords, nOutputs int) ([]Output, []record.RecordHeader, error) {
+// is the input's records section. Keep entries come out as references
+// (Kept, with Output and SourceOffset) for resolveKept to fill in. b is
+// untrusted (the module wrote it). Every output's headers are kept in one
+// slice, hdrs, reused from call to call.
+func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b, in []byte, baseOffset, baseTS, lastOffset int64, numRecords, nOutputs int) ([]Output, []record.RecordHeader, error) {
 	hdrs = hdrs[:0]
 	if l, n := binary.Varint(b); n > 0 && l > 0 && int64(len(b)-n) == l && b[n] == keepSetOutput {
-		return decodeKeepSet(dst, hdrs, b[n+1:], in, resolve, baseOffset, baseTS, lastOffset, numRecords)
+		dst, err := decodeKeepSet(dst, b[n+1:], in, baseOffset, lastOffset, numRecords)
+		return dst, hdrs, err
 	}
-	cursor := inputCursor{rest: in}
 	// Header slices are cut from hdrs once decoding is done, as hdrs may
 	// grow (and move) meanwhile.
 	type span struct{ from, to int }
@@ -146,21 +146,9 @@ func decodeOutputInto(dst []Output, hdrs []record.RecordHeader, b, in []byte, re
 			if prev := len(dst) - 1; prev >= 0 && dst[prev].SourceOffset > o.SourceOffset {
 				return dst, hdrs, fmt.Errorf("%w: keep entries out of order", ErrBadOutput)
 			}
-			if !resolve {
-				o.Output, o.Kept, o.ref = int(e[0]), true, true
-				dst = append(dst, o)
-				spans = append(spans, span{len(hdrs), len(hdrs)})
-				continue
-			}
-			from := len(hdrs)
-			rec, ok := cursor.find(delta)
-			if !ok {
-				return dst, hdrs, fmt.Errorf("%w: keep entry for offset delta %d, not in the input", ErrBadOutput, delta)
-			}
-			o.Output, o.Timestamp, o.Key, o.Value, o.Kept = int(e[0]), baseTS+rec.TimestampDelta, rec.Key, rec.Value, true
-			hdrs = append(hdrs, rec.Headers...)
+			o.Output, o.Kept, o.ref = int(e[0]), true, true
 			dst = append(dst, o)
-			spans = append(spans, span{from, len(hdrs)})
+			spans = append(spans, span{len(hdrs), len(hdrs)})
 			continue
 		}
 		if ts, e, ok = varint(e); !ok {
@@ -233,6 +221,57 @@ func nbytes(b []byte) ([]byte, []byte, bool) {
 	return b[:l:l], b[l:], true
 }
 
+// decodeKeepSet reads a frame that is one keep-set entry: a bitmap of the
+// input records sent on unchanged to the first output. The records are
+// walked only if their offsets are not consecutive (a compacted batch).
+func decodeKeepSet(dst []Output, e, in []byte, baseOffset, lastOffset int64, numRecords int) ([]Output, error) {
+	n, e, ok := varint(e)
+	if !ok || n != int64(numRecords) || int64(len(e)) != (n+7)/8 {
+		return dst, fmt.Errorf("%w: keep set of %d records for a batch of %d", ErrBadOutput, n, numRecords)
+	}
+	dense := lastOffset-baseOffset+1 == n
+	rest := in
+	for k := 0; k < numRecords; k++ {
+		kept := e[k>>3]&(1<<(k&7)) != 0
+		offset := baseOffset + int64(k)
+		if !dense {
+			_, _, d, _, ok := recordFields(rest)
+			l, m := binary.Varint(rest)
+			if !ok || m <= 0 || l < 0 || l > int64(len(rest)-m) {
+				return dst, fmt.Errorf("%w: input record %d", ErrBadOutput, k)
+			}
+			rest, offset = rest[m+int(l):], baseOffset+d
+		}
+		if kept {
+			dst = append(dst, Output{SourceOffset: offset, Kept: true, ref: true})
+		}
+	}
+	return dst, nil
+}
+
+// resolveKept fills in the keep entries decodeOutputInto left as
+// references, from the input records in.
+func resolveKept(outs []Output, hdrs []record.RecordHeader, in []byte, baseOffset, baseTS int64) ([]record.RecordHeader, error) {
+	cursor := inputCursor{rest: in}
+	for k := range outs {
+		o := &outs[k]
+		if !o.ref {
+			continue
+		}
+		rec, ok := cursor.find(o.SourceOffset - baseOffset)
+		if !ok {
+			return hdrs, fmt.Errorf("%w: keep entry for offset %d, not in the input", ErrBadOutput, o.SourceOffset)
+		}
+		from := len(hdrs)
+		hdrs = append(hdrs, rec.Headers...)
+		o.Timestamp, o.Key, o.Value, o.ref = baseTS+rec.TimestampDelta, rec.Key, rec.Value, false
+		if len(hdrs) > from {
+			o.Headers = hdrs[from:len(hdrs):len(hdrs)]
+		}
+	}
+	return hdrs, nil
+}
+
 // inputCursor finds input records by offset delta, moving forward only
 // (keep entries come in offset order).
 type inputCursor struct {
@@ -259,74 +298,4 @@ func (c *inputCursor) find(delta int64) (*record.Record, bool) {
 		}
 	}
 	return nil, false
-}
-
-// decodeKeepSet reads a frame that is one keep-set entry: a bitmap of the
-// input records sent on unchanged to the first output.
-func decodeKeepSet(dst []Output, hdrs []record.RecordHeader, e, in []byte, resolve bool, baseOffset, baseTS, lastOffset int64, numRecords int) ([]Output, []record.RecordHeader, error) {
-	n, e, ok := varint(e)
-	if !ok || n != int64(numRecords) || int64(len(e)) != (n+7)/8 {
-		return dst, hdrs, fmt.Errorf("%w: keep set of %d records for a batch of %d", ErrBadOutput, n, numRecords)
-	}
-	dense := lastOffset-baseOffset+1 == n
-	var rest []byte
-	var rec record.Record
-	for k := 0; k < numRecords; k++ {
-		kept := e[k>>3]&(1<<(k&7)) != 0
-		if dense && !resolve {
-			if kept {
-				dst = append(dst, Output{SourceOffset: baseOffset + int64(k), Kept: true, ref: true})
-			}
-			continue
-		}
-		if k == 0 {
-			rest = in
-		}
-		l, m := binary.Varint(rest)
-		if m <= 0 || l < 0 || l > int64(len(rest)-m) {
-			return dst, hdrs, fmt.Errorf("%w: input record %d", ErrBadOutput, k)
-		}
-		body := rest[m : m+int(l)]
-		rest = rest[m+int(l):]
-		if !kept {
-			continue
-		}
-		if err := rec.Decode(body); err != nil {
-			return dst, hdrs, fmt.Errorf("%w: input record %d: %v", ErrBadOutput, k, err)
-		}
-		o := Output{SourceOffset: baseOffset + int64(rec.OffsetDelta), Kept: true, ref: !resolve}
-		if resolve {
-			o.Timestamp, o.Key, o.Value = baseTS+rec.TimestampDelta, rec.Key, rec.Value
-			if len(rec.Headers) > 0 {
-				from := len(hdrs)
-				hdrs = append(hdrs, rec.Headers...)
-				o.Headers = hdrs[from:len(hdrs):len(hdrs)]
-			}
-		}
-		dst = append(dst, o)
-	}
-	return dst, hdrs, nil
-}
-
-// resolveKept fills in the keep entries decodeOutputInto left as
-// references, from the input records in.
-func resolveKept(outs []Output, hdrs []record.RecordHeader, in []byte, baseOffset, baseTS int64) ([]record.RecordHeader, error) {
-	cursor := inputCursor{rest: in}
-	for k := range outs {
-		o := &outs[k]
-		if !o.ref {
-			continue
-		}
-		rec, ok := cursor.find(o.SourceOffset - baseOffset)
-		if !ok {
-			return hdrs, fmt.Errorf("%w: keep entry for offset %d, not in the input", ErrBadOutput, o.SourceOffset)
-		}
-		from := len(hdrs)
-		hdrs = append(hdrs, rec.Headers...)
-		o.Timestamp, o.Key, o.Value, o.ref = baseTS+rec.TimestampDelta, rec.Key, rec.Value, false
-		if len(hdrs) > from {
-			o.Headers = hdrs[from:len(hdrs):len(hdrs)]
-		}
-	}
-	return hdrs, nil
 }

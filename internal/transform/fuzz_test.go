@@ -25,8 +25,11 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add([]byte{0x06, keepOutput, 4, 1})
 	f.Add([]byte{0x06, keepSetOutput, 6, 0x05})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		outs, _, err := decodeOutputInto(nil, nil, b, fuzzInput, true, 100, 5000, 109, 3, 2)
+		outs, hdrs, err := decodeOutputInto(nil, nil, b, fuzzInput, 100, 5000, 109, 3, 2)
 		if err != nil {
+			return
+		}
+		if _, err := resolveKept(outs, hdrs, fuzzInput, 100, 5000); err != nil {
 			return
 		}
 		for _, o := range outs {

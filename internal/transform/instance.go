@@ -254,8 +254,11 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 		last = max(last, info.LastOffset)
 	}
 	i.lastRecords, i.lastInfo = records, info
-	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, resolve, info.BaseOffset, info.BaseTimestamp, last,
+	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, info.BaseOffset, info.BaseTimestamp, last,
 		int(info.NumRecords), len(i.cfg.Outputs))
+	if err == nil && resolve {
+		err = i.ResolveKept(i.outs)
+	}
 	return i.outs, err
 }
 

@@ -248,7 +248,12 @@ func BenchmarkMap200B(b *testing.B) {
 
 func benchMap(b *testing.B, pkg string, unbounded bool) {
 	r := newRuntime(b, transform.Options{Unbounded: unbounded})
-	i := instance(b, r, pkg, transform.Config{})
+	benchBatches(b, instance(b, r, pkg, transform.Config{}))
+}
+
+// benchBatches runs i over batches of 100 records of 200 bytes and
+// reports the time per record.
+func benchBatches(b *testing.B, i *transform.Instance) {
 	values := make([]string, 100)
 	for k := range values {
 		values[k] = strings.Repeat("v", 200)
@@ -445,18 +450,7 @@ func BenchmarkAssemblyScriptMap200B(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer i.Close(ctx)
-			values := make([]string, 100)
-			for k := range values {
-				values[k] = strings.Repeat("v", 200)
-			}
-			in := batch(b, 0, 0, values...)
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := i.ProcessBatch(ctx, in, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
+			benchBatches(b, i)
 		})
 	}
 }

@@ -139,21 +139,6 @@ let rp: usize = 0; // read position
 let rEnd: usize = 0;
 let bad = false;
 
-function getVarint(): i64 {
-  let shift: u64 = 0;
-  let u: u64 = 0;
-  while (rp < rEnd) {
-    const b = load<u8>(rp);
-    rp++;
-    u |= (<u64>(b & 0x7f)) << shift;
-    if (b < 0x80) return <i64>(u >> 1) ^ -(<i64>(u & 1));
-    shift += 7;
-    if (shift > 63) break;
-  }
-  bad = true;
-  return 0;
-}
-
 function getUvarint(): u64 {
   let shift: u64 = 0;
   let u: u64 = 0;
@@ -167,6 +152,11 @@ function getUvarint(): u64 {
   }
   bad = true;
   return 0;
+}
+
+function getVarint(): i64 {
+  const u = getUvarint();
+  return <i64>(u >> 1) ^ -(<i64>(u & 1));
 }
 
 function getString(): string {
