@@ -142,7 +142,9 @@ func (t *Topic) NumPartitions() int32 {
 }
 
 // Internal reports whether the topic is one of Weir's own.
-func (t *Topic) Internal() bool { return strings.HasPrefix(t.Name, "__") }
+func (t *Topic) Internal() bool { return internalName(t.Name) }
+
+func internalName(name string) bool { return strings.HasPrefix(name, "__") }
 
 // Open loads the broker's metadata and opens every partition log.
 func Open(cfg Config, clk clock.Clock, logger *slog.Logger) (*Broker, error) {

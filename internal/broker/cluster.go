@@ -402,10 +402,16 @@ func (p *Partition) LeaderInfo() (leader, epoch int32, replicas, isr []int32) {
 		n := p.b.cfg.NodeID
 		return n, 0, []int32{n}, []int32{n}
 	}
-	info := p.info.Load()
+	return leaderInfo(p.info.Load(), p.rg)
+}
+
+// leaderInfo is who leads a partition the controller describes as info:
+// the controller's word, unless g, this node's replica of the partition
+// (nil when it holds none), knows of a leader at least as recent.
+func leaderInfo(info *cluster.Partition, g *replication.Group) (leader, epoch int32, replicas, isr []int32) {
 	leader, epoch, replicas, isr = info.Leader, info.Epoch, info.Replicas, info.ISR
-	if p.rg != nil {
-		st := p.rg.Status()
+	if g != nil {
+		st := g.Status()
 		if st.Leader != 0 && int32(st.Term) >= epoch {
 			leader, epoch = int32(st.Leader), int32(st.Term)
 			if st.IsLeader && len(st.InSync) > 0 {
@@ -418,6 +424,124 @@ func (p *Partition) LeaderInfo() (leader, epoch int32, replicas, isr []int32) {
 		}
 	}
 	return leader, epoch, replicas, isr
+}
+
+// TopicLayout is a topic as Metadata describes it to clients.
+type TopicLayout struct {
+	Name       string
+	ID         [16]byte
+	Internal   bool
+	Partitions []PartitionLayout
+}
+
+// PartitionLayout is who holds a partition and who leads it.
+type PartitionLayout struct {
+	Index         int32
+	Leader, Epoch int32
+	Replicas, ISR []int32
+}
+
+// Layout describes a topic or view as this node's own list has it.
+func (t *Topic) Layout() TopicLayout {
+	l := TopicLayout{Name: t.Name, ID: t.ID, Internal: t.Internal()}
+	for _, p := range t.Partitions() {
+		pl := PartitionLayout{Index: p.Index()}
+		pl.Leader, pl.Epoch, pl.Replicas, pl.ISR = p.LeaderInfo()
+		l.Partitions = append(l.Partitions, pl)
+	}
+	return l
+}
+
+// TopicDirectory answers the topic lookups of one Metadata request. In a
+// cluster it answers from one read of the controller's applied metadata,
+// not from this node's topic list: that list catches up only when the
+// reconcile loop gets to it, which can be well after a create or delete
+// was acknowledged (it may be busy opening many partitions), and a client
+// must see an acknowledged change at once. Views are this node's own in
+// both modes.
+type TopicDirectory struct {
+	b *Broker
+	m *cluster.Metadata // nil on a single node
+}
+
+// TopicDirectory returns a directory for one request.
+func (b *Broker) TopicDirectory() TopicDirectory {
+	d := TopicDirectory{b: b}
+	if b.clustered() {
+		d.m = b.cfg.Cluster.Metadata()
+	}
+	return d
+}
+
+// Topics describes every topic, views aside, sorted by name.
+func (d TopicDirectory) Topics() []TopicLayout {
+	var out []TopicLayout
+	if d.m == nil {
+		for _, t := range d.b.Topics() {
+			out = append(out, t.Layout())
+		}
+		return out
+	}
+	for _, name := range d.m.TopicNames() {
+		out = append(out, d.clusterLayout(d.m.Topics[name]))
+	}
+	return out
+}
+
+// Topic describes the topic or view called name.
+func (d TopicDirectory) Topic(name string) (TopicLayout, bool) {
+	if d.m != nil {
+		if ti, ok := d.m.Topics[name]; ok {
+			return d.clusterLayout(ti), true
+		}
+	}
+	t, ok := d.b.Topic(name)
+	return d.local(t, ok)
+}
+
+// TopicByID describes the topic or view with the given id.
+func (d TopicDirectory) TopicByID(id [16]byte) (TopicLayout, bool) {
+	if d.m != nil {
+		for _, ti := range d.m.Topics {
+			if ti.ID == id {
+				return d.clusterLayout(ti), true
+			}
+		}
+	}
+	t, ok := d.b.TopicByID(id)
+	return d.local(t, ok)
+}
+
+// local describes a topic found in this node's list: in a cluster only a
+// view, as the controller's metadata is the word on topics.
+func (d TopicDirectory) local(t *Topic, ok bool) (TopicLayout, bool) {
+	if !ok || (d.m != nil && !t.IsView()) {
+		return TopicLayout{}, false
+	}
+	return t.Layout(), true
+}
+
+// clusterLayout describes a topic of the controller's metadata: its
+// partitions and replicas as the controller has them, with the leader and
+// ISR that this node's own replica knows where it has one.
+func (d TopicDirectory) clusterLayout(ti *cluster.Topic) TopicLayout {
+	l := TopicLayout{Name: ti.Name, ID: ti.ID, Internal: internalName(ti.Name)}
+	local, ok := d.b.Topic(ti.Name)
+	if ok && local.ID != ti.ID {
+		ok = false // the local one is an older topic of that name
+	}
+	for i := range ti.Partitions {
+		var g *replication.Group
+		if ok {
+			if p, found := local.Partition(int32(i)); found {
+				g = p.rg
+			}
+		}
+		pl := PartitionLayout{Index: int32(i)}
+		pl.Leader, pl.Epoch, pl.Replicas, pl.ISR = leaderInfo(&ti.Partitions[i], g)
+		l.Partitions = append(l.Partitions, pl)
+	}
+	return l
 }
 
 // propose is Produce's cluster path: the sequence checks, then the batch
@@ -654,10 +778,18 @@ func controlCommits(batch []byte, d *record.Decompressor) (commit bool, err erro
 // createClusterTopic has the controller create a topic, then waits until
 // this node has it.
 func (b *Broker) createClusterTopic(spec TopicSpec, validateOnly bool) (*Topic, error) {
-	if err := b.checkNewName(spec.Name); err != nil {
+	// Whether the name is taken is for the controller to decide as it
+	// applies the create: this node's topic list may not show yet a create
+	// or delete it has acknowledged. Names that metrics would confuse are
+	// checked against its metadata too.
+	m := b.cfg.Cluster.Metadata()
+	b.mu.RLock()
+	err := b.checkNameLocked(spec.Name, maps.Keys(m.Topics))
+	b.mu.RUnlock()
+	if err != nil {
 		return nil, err
 	}
-	if n := len(b.cfg.Cluster.Metadata().Nodes); int(spec.ReplicationFactor) > n {
+	if n := len(m.Nodes); int(spec.ReplicationFactor) > n {
 		return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available brokers", ErrInvalidReplication, spec.ReplicationFactor, n)
 	}
 	if validateOnly {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -118,18 +119,28 @@ func (b *Broker) CreateTopic(spec TopicSpec, validateOnly bool) (*Topic, error) 
 func (b *Broker) checkNewName(name string) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrBrokerShuttingDown
+	if err := b.checkNameLocked(name, maps.Keys(b.topics)); err != nil {
+		return err
 	}
 	if _, ok := b.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	return nil
+}
+
+// checkNameLocked checks a new topic's name against the views, and
+// against the topics named in topics for names Kafka's metrics would
+// confuse with it; a topic of that very name is the caller's to check.
+func (b *Broker) checkNameLocked(name string, topics iter.Seq[string]) error {
+	if b.closed {
+		return ErrBrokerShuttingDown
 	}
 	if _, ok := b.views[name]; ok {
 		return fmt.Errorf("%w: %q is a view", ErrTopicExists, name)
 	}
 	key := collisionKey(name)
-	for other := range b.topics {
-		if collisionKey(other) == key {
+	for other := range topics {
+		if other != name && collisionKey(other) == key {
 			return fmt.Errorf("%w: topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names)", ErrInvalidTopic, name, other)
 		}
 	}

@@ -806,6 +806,11 @@ type controllerSM struct {
 func (s *controllerSM) Apply(index uint64, batch []byte) {
 	c := s.c
 	m := c.Metadata()
+	type outcome struct {
+		w   chan Result
+		res Result
+	}
+	var outcomes []outcome
 	err := record.ForEachRecord(batch, c.dec, func(_ *record.Header, r *record.Record) error {
 		cmd, err := decodeCommand(r.Value)
 		if err != nil {
@@ -817,7 +822,7 @@ func (s *controllerSM) Apply(index uint64, batch []byte) {
 		}
 		c.mu.Lock()
 		if w, ok := c.waiters[cmd.Req]; ok {
-			w <- res
+			outcomes = append(outcomes, outcome{w, res})
 			delete(c.waiters, cmd.Req)
 		}
 		c.mu.Unlock()
@@ -830,6 +835,12 @@ func (s *controllerSM) Apply(index uint64, batch []byte) {
 		m = m.clone()
 		m.Index = index
 		c.publish(m)
+	}
+	// Proposers learn their outcome only now, so that one reading
+	// Metadata() once its change is acknowledged finds it there. (Each
+	// waiter has room for its one result: the sends do not block.)
+	for _, o := range outcomes {
+		o.w <- o.res
 	}
 }
 

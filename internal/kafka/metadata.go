@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,13 +25,17 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	resp.ClusterID = &cid
 	resp.AuthorizedOperations = authorizedOperationsUnset
 
+	// One directory for the whole request: in a cluster it is the
+	// controller's metadata as of now, so the answer is one consistent
+	// state that shows every change acknowledged before it.
+	dir := b.TopicDirectory()
 	all := req.Topics == nil || (h.version == 0 && len(req.Topics) == 0)
 	if all {
-		for _, t := range b.Topics() {
-			resp.Topics = append(resp.Topics, topicMetadata(b, t))
+		for _, t := range dir.Topics() {
+			resp.Topics = append(resp.Topics, topicMetadata(t))
 		}
 		for _, t := range b.Views() {
-			resp.Topics = append(resp.Topics, topicMetadata(b, t))
+			resp.Topics = append(resp.Topics, topicMetadata(t.Layout()))
 		}
 		return respond(resp)
 	}
@@ -38,7 +43,7 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 	for _, rt := range req.Topics {
 		if rt.Topic == nil {
 			// Lookup by id (v12+).
-			t, ok := b.TopicByID(rt.TopicID)
+			t, ok := dir.TopicByID(rt.TopicID)
 			if !ok {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.TopicID = rt.TopicID
@@ -46,16 +51,16 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, topicMetadata(b, t))
+			resp.Topics = append(resp.Topics, topicMetadata(t))
 			continue
 		}
 		name := *rt.Topic
-		t, ok := b.Topic(name)
+		t, ok := dir.Topic(name)
 		var err error
 		if !ok {
 			if err = broker.ValidateTopicName(name); err == nil {
 				if autoCreate {
-					t, err = b.AutoCreateTopic(name)
+					t, err = autoCreateTopic(b, name)
 				} else {
 					err = broker.ErrUnknownTopicOrPartition
 				}
@@ -71,22 +76,37 @@ func handleMetadata(c *conn, h *requestHeader, r kmsg.Request) *pending {
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, topicMetadata(b, t))
+		resp.Topics = append(resp.Topics, topicMetadata(t))
 	}
 	return respond(resp)
 }
 
-func topicMetadata(b *broker.Broker, t *broker.Topic) kmsg.MetadataResponseTopic {
+// autoCreateTopic creates the topic name and describes it. The request's
+// directory predates the create, so a new one reads it back; that also
+// covers another client creating it first, which in a cluster this node
+// may not have in its own list yet.
+func autoCreateTopic(b *broker.Broker, name string) (broker.TopicLayout, error) {
+	if _, err := b.AutoCreateTopic(name); err != nil && !errors.Is(err, broker.ErrTopicExists) {
+		return broker.TopicLayout{}, err
+	}
+	t, ok := b.TopicDirectory().Topic(name)
+	if !ok {
+		return t, fmt.Errorf("%w: topic %q not in the metadata after its auto-creation", broker.ErrUnknownTopicOrPartition, name)
+	}
+	return t, nil
+}
+
+func topicMetadata(t broker.TopicLayout) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	mt.IsInternal = t.Internal()
+	mt.IsInternal = t.Internal
 	mt.AuthorizedOperations = authorizedOperationsUnset
-	for _, p := range t.Partitions() {
+	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
-		mp.Partition = p.Index()
-		mp.Leader, mp.LeaderEpoch, mp.Replicas, mp.ISR = p.LeaderInfo()
+		mp.Partition = p.Index
+		mp.Leader, mp.LeaderEpoch, mp.Replicas, mp.ISR = p.Leader, p.Epoch, p.Replicas, p.ISR
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
