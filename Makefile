@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test ./internal/cluster -run '^$$' -fuzz FuzzApplyCommand -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transform -run '^$$' -fuzz FuzzDecodeOutput -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transform -run '^$$' -fuzz FuzzDecodeRedpandaPayload -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transform -run '^$$' -fuzz FuzzRecordTable -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/transform -run '^$$' -fuzz FuzzAddStopChecks -fuzztime $(FUZZTIME)
 	$(GO) test ./sdk/go/transform -run '^$$' -fuzz FuzzProcess -fuzztime $(FUZZTIME)
 	$(GO) test ./sdk/go/transform -run '^$$' -fuzz FuzzConfigure -fuzztime $(FUZZTIME)

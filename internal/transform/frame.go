@@ -88,6 +88,64 @@ func appendInputFrame(dst []byte, info BatchInfo, records []byte) []byte {
 	return append(dst, records...)
 }
 
+// The record table (docs/format/transform-abi.md): one fixed-size entry
+// per input record with its fields already located, for modules that
+// export recordTableMarker. It spares a module the varint parsing, which
+// costs far more in WebAssembly (above all in Go's) than here.
+const (
+	recordTableMarker = "weir_record_table"
+	flagRecordTable   = 2
+	tableEntrySize    = 40
+)
+
+// appendRecordTable appends the table of the n records in body. Positions
+// are relative to the start of the records section.
+func appendRecordTable(dst, body []byte, n int32) ([]byte, error) {
+	le := binary.LittleEndian
+	pos := 0
+	for k := int32(0); k < n; k++ {
+		l, m := binary.Varint(body[pos:])
+		if m <= 0 || l < 1 || l > int64(len(body)-pos-m) {
+			return dst, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
+		}
+		start := pos + m
+		end := start + int(l)
+		rec := body[start+1 : end] // after the attributes byte
+		var e [tableEntrySize]byte
+		tsDelta, rest, ok := varint(rec)
+		offDelta, rest2, ok2 := varint(rest)
+		if !ok || !ok2 || offDelta < 0 || offDelta > 1<<31-1 {
+			return dst, fmt.Errorf("%w: record %d deltas", record.ErrCorrupt, k)
+		}
+		rest = rest2
+		le.PutUint64(e[0:], uint64(tsDelta))
+		le.PutUint32(e[8:], uint32(offDelta))
+		for f := 0; f < 2; f++ { // key, then value
+			fl, after, ok := varint(rest)
+			if !ok || fl < -1 || fl > int64(len(after)) {
+				return dst, fmt.Errorf("%w: record %d field %d", record.ErrCorrupt, k, f)
+			}
+			at := end - len(after)
+			le.PutUint32(e[12+8*f:], uint32(at))
+			le.PutUint32(e[16+8*f:], uint32(int32(fl)))
+			rest = after[max(fl, 0):]
+		}
+		nh, after, ok := varint(rest)
+		if !ok || nh < 0 || nh > int64(len(after)) {
+			return dst, fmt.Errorf("%w: record %d header count", record.ErrCorrupt, k)
+		}
+		le.PutUint32(e[28:], uint32(end-len(rest)))
+		le.PutUint32(e[32:], uint32(nh))
+		le.PutUint32(e[36:], uint32(end))
+		dst = append(dst, e[:]...)
+		pos = end
+	}
+	if pos != len(body) {
+		return dst, fmt.Errorf("%w: %d bytes after %d records", record.ErrCorrupt, len(body)-pos, n)
+	}
+	return dst, nil
+}
+
 // Output is one entry of an output frame: a record for output topic
 // Output, or (Err set) the report that the input record at SourceOffset
 // failed. Key, Value and header values alias the module's output and are

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/weir-dev/weir/internal/record"
@@ -35,6 +36,32 @@ func FuzzDecodeOutput(f *testing.F) {
 		for _, o := range outs {
 			if o.SourceOffset < 100 || o.SourceOffset > 109 || o.Output < 0 || o.Output >= 2 {
 				t.Fatalf("accepted %+v", o)
+			}
+		}
+	})
+}
+
+// FuzzRecordTable feeds arbitrary records sections to the record table's
+// builder: it must not panic, and every position it gives must lie inside
+// the section.
+func FuzzRecordTable(f *testing.F) {
+	f.Add(fuzzInput, int32(3))
+	f.Add([]byte{}, int32(0))
+	f.Fuzz(func(t *testing.T, body []byte, n int32) {
+		tab, err := appendRecordTable(nil, body, n)
+		if err != nil {
+			return
+		}
+		le := binary.LittleEndian
+		for e := tab; len(e) > 0; e = e[tableEntrySize:] {
+			for _, f := range []int{12, 20} { // key, value
+				pos, l := int64(le.Uint32(e[f:])), int64(int32(le.Uint32(e[f+4:])))
+				if l >= 0 && pos+l > int64(len(body)) {
+					t.Fatalf("field at %d+%d outside %d bytes", pos, l, len(body))
+				}
+			}
+			if hdrs, end := le.Uint32(e[28:]), le.Uint32(e[36:]); hdrs > end || int(end) > len(body) {
+				t.Fatalf("headers [%d, %d) outside %d bytes", hdrs, end, len(body))
 			}
 		}
 	})

@@ -46,6 +46,9 @@ type Instance struct {
 	broken      error
 	wd          *watchdog
 	rp          *rpState // modules built with Redpanda's SDK
+	// table: the module takes a record table with its input frames.
+	table bool
+	frame []byte // the input frame's header and record table
 }
 
 type instanceKey struct{}
@@ -111,6 +114,7 @@ func (m *Module) Instantiate(ctx context.Context, cfg Config, log LogFunc) (*Ins
 	i.process = mod.ExportedFunction("weir_process")
 	i.snapshot = mod.ExportedFunction("weir_snapshot")
 	i.restore = mod.ExportedFunction("weir_restore")
+	i.table = mod.ExportedFunction(recordTableMarker) != nil
 	frame := appendInitFrame(nil, cfg)
 	if err := i.write(ctx, frame); err != nil {
 		i.Close(ctx)
@@ -229,8 +233,10 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 	if i.rp != nil {
 		return i.processRedpanda(ctx, info, records)
 	}
-	var hdr [batchHeaderSize]byte
-	frame := appendInputFrame(hdr[:0], info, nil)
+	frame, err := i.inputFrame(info, records)
+	if err != nil {
+		return nil, err
+	}
 	if err := i.write(ctx, frame, records); err != nil {
 		return nil, err
 	}
@@ -260,6 +266,19 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 		err = i.ResolveKept(i.outs)
 	}
 	return i.outs, err
+}
+
+// inputFrame is the part of the input frame before the records: the
+// header, then the record table if the module takes one.
+func (i *Instance) inputFrame(info BatchInfo, records []byte) ([]byte, error) {
+	i.frame = appendInputFrame(i.frame[:0], info, nil)
+	if !i.table {
+		return i.frame, nil
+	}
+	i.frame[4] |= flagRecordTable
+	var err error
+	i.frame, err = appendRecordTable(i.frame, records, info.NumRecords)
+	return i.frame, err
 }
 
 // ResolveKept fills in the records of outs (what ProcessBatchRefs

@@ -14,6 +14,8 @@ const KIND_FILTER: i32 = 1;
 const KIND_MAP: i32 = 2;
 const ERROR_OUTPUT: u8 = 0xff;
 const KEEP_SET_OUTPUT: u8 = 0xfd;
+const FLAG_RECORD_TABLE: u32 = 2;
+const TABLE_ENTRY: usize = 40;
 
 @external("weir", "set_error")
 declare function hostSetError(ptr: usize, len: i32): void;
@@ -174,6 +176,10 @@ function getString(): string {
 
 export function weir_abi_v1(): void {}
 
+// The module takes a record table with each input frame: the host has
+// located every record's fields, so nothing is parsed here.
+export function weir_record_table(): void {}
+
 export function weir_alloc(size: i32): usize {
   if (size > inBuf.byteLength) inBuf = new ArrayBuffer(size);
   return changetype<usize>(inBuf);
@@ -280,32 +286,35 @@ export function weir_process(n: i32): i64 {
     fail("bad record count");
     return -1;
   }
-  rp = base + 40;
-  rEnd = base + n;
-  bad = false;
+  if ((load<u32>(base + 4) & FLAG_RECORD_TABLE) == 0 || <i64>count * TABLE_ENTRY > <i64>(n - 40)) {
+    fail("input frame without its record table");
+    return -1;
+  }
+  const recs = base + 40 + <usize>count * TABLE_ENTRY;
+  const recsLen = <u64>(base + n - recs);
   outLen = 0;
   let bits: usize = 0;
   if (kind == KIND_FILTER) bits = keepSetStart(count);
   for (let i = 0; i < count; i++) {
-    const len = <i32>getVarint();
-    const recEnd = rp + len;
-    rp++; // attributes
-    const tsDelta = getVarint();
-    const offDelta = getVarint();
-    rec.offset = baseOffset + offDelta;
-    rec.timestamp = baseTs + tsDelta;
+    // One table entry: i64 timestamp delta, u32 offset delta, then i32
+    // key position, key length, value position, value length, headers
+    // position, header count and record end.
+    const e = base + 40 + <usize>i * TABLE_ENTRY;
+    rec.timestamp = baseTs + load<i64>(e);
+    rec.offset = baseOffset + <i64>load<u32>(e + 8);
     rec.output = 0;
-    rec.keyLen = <i32>getVarint();
-    rec.keyPtr = rp;
-    if (rec.keyLen > 0) rp += rec.keyLen;
-    rec.valueLen = <i32>getVarint();
-    rec.valuePtr = rp;
-    if (rec.valueLen > 0) rp += rec.valueLen;
-    rec.headersPtr = rp;
-    rec.headersLen = <i32>(recEnd - rp);
-    rp = recEnd;
-    if (bad || rp > rEnd) {
-      fail("malformed input frame");
+    rec.keyLen = load<i32>(e + 16);
+    rec.keyPtr = recs + load<u32>(e + 12);
+    rec.valueLen = load<i32>(e + 24);
+    rec.valuePtr = recs + load<u32>(e + 20);
+    const hdrs = load<u32>(e + 28);
+    const end = load<u32>(e + 36);
+    rec.headersPtr = recs + hdrs;
+    rec.headersLen = <i32>(end - hdrs);
+    if (<u64>end > recsLen || hdrs > end ||
+        (rec.keyLen > 0 && <u64>load<u32>(e + 12) + <u64>rec.keyLen > recsLen) ||
+        (rec.valueLen > 0 && <u64>load<u32>(e + 20) + <u64>rec.valueLen > recsLen)) {
+      fail("record table entry out of range");
       return -1;
     }
     if (kind == KIND_FILTER) {

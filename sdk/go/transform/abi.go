@@ -28,7 +28,27 @@ const (
 	// keepSetOutput marks an entry that is a bitmap of the input records
 	// sent on as they are.
 	keepSetOutput = 0xFD
+	// flagRecordTable: the input frame holds a record table (the module
+	// exports weir_record_table, so it always does).
+	flagRecordTable = 2
+	tableEntrySize  = 40
 )
+
+// tableEntry is one record table entry as the host lays it out: where
+// the record's fields are in the records section, so that nothing is
+// parsed here. Varint parsing is branchy code, and taken branches and
+// calls are what WebAssembly compiled from Go pays most for.
+type tableEntry struct {
+	tsDelta  int64
+	offDelta uint32
+	keyAt    int32
+	keyLen   int32 // -1: null
+	valueAt  int32
+	valueLen int32 // -1: null
+	hdrsAt   int32 // the header count, then the headers
+	hdrCount int32
+	end      int32 // the end of the record
+}
 
 var errFrame = errors.New("malformed frame")
 
@@ -94,11 +114,12 @@ type processor struct {
 	cur                *Record
 	// emitFn is p.emit as a func value, made once: a method value
 	// made per record would allocate per record.
-	emitFn func(*Record)
+	emitFn  func(*Record)
+	aligned []tableEntry
 }
 
-// process decodes an input frame, calls the handler for each record and
-// returns the output frame, valid until the next call.
+// process decodes an input frame, calls the registered function for each
+// record and returns the output frame, valid until the next call.
 func (p *processor) process(in []byte) ([]byte, error) {
 	if len(in) < batchHeaderSize {
 		return nil, frameErr("batch header of %d bytes", len(in))
@@ -107,96 +128,148 @@ func (p *processor) process(in []byte) ([]byte, error) {
 	if v := le.Uint32(in); v != abiVersion {
 		return nil, frameErr("batch version %d", v)
 	}
+	if le.Uint32(in[4:])&flagRecordTable == 0 {
+		return nil, frameErr("no record table")
+	}
 	p.baseOffset = int64(le.Uint64(in[8:]))
 	p.baseTS = int64(le.Uint64(in[16:]))
 	count := int32(le.Uint32(in[32:]))
 	body := in[batchHeaderSize:]
-	p.out = p.out[:0]
-	if filter != nil {
-		return p.filterBatch(body, count)
+	if count < 0 || int64(count)*tableEntrySize > int64(len(body)) {
+		return nil, frameErr("record count %d", count)
 	}
-	for i := int32(0); i < count; i++ {
-		length, n := viSlow(body, 0)
-		if n <= 0 || length < 0 || length > int64(len(body)-n) {
-			return nil, frameErr("record %d length", i)
+	tab := p.table(body[:int(count)*tableEntrySize], int(count))
+	recs := body[int(count)*tableEntrySize:]
+	p.out = p.out[:0]
+	if p.emitFn == nil {
+		p.emitFn = p.emit
+	}
+	p.cur = &p.rec
+	// One small loop per kind: Go compiles a function to WebAssembly as
+	// one loop over its blocks, and every taken branch in a big function
+	// costs many times what it does in a small one.
+	var k int
+	var err error
+	switch {
+	case filter != nil:
+		k, err = p.filterRecords(tab, recs, p.keepSet(len(tab)))
+	case mapFn != nil:
+		k, err = p.mapRecords(tab, recs)
+	default:
+		k, err = p.handleRecords(tab, recs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record %d: %w", k, err)
+	}
+	return p.out, nil
+}
+
+func (p *processor) filterRecords(tab []tableEntry, recs, bits []byte) (int, error) {
+	for k := range tab {
+		if err := p.fill(&tab[k], recs); err != nil {
+			return k, err
 		}
-		if err := p.decode(body[n : n+int(length)]); err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
+		if filter(p.rec) {
+			bits[k>>3] |= 1 << (k & 7)
 		}
-		body = body[n+int(length):]
-		p.cur = &p.rec
-		if p.emitFn == nil {
-			p.emitFn = p.emit
+	}
+	return 0, nil
+}
+
+// mapRecords calls OnMap's function directly rather than through handler
+// and emit's func value.
+func (p *processor) mapRecords(tab []tableEntry, recs []byte) (int, error) {
+	for k := range tab {
+		if err := p.fill(&tab[k], recs); err != nil {
+			return k, err
+		}
+		if out, err := mapFn(p.rec); err != nil {
+			p.emitError(err)
+		} else {
+			p.emit(&out)
+		}
+	}
+	return 0, nil
+}
+
+func (p *processor) handleRecords(tab []tableEntry, recs []byte) (int, error) {
+	for k := range tab {
+		if err := p.fill(&tab[k], recs); err != nil {
+			return k, err
 		}
 		if err := handler(&p.rec, p.emitFn); err != nil {
 			p.emitError(err)
 		}
 	}
-	if len(body) != 0 {
-		return nil, frameErr("%d bytes after %d records", len(body), count)
-	}
-	return p.out, nil
+	return 0, nil
 }
 
-// decode parses one Kafka v2 record body into p.rec. Short varints are
-// read in place, through v2, which Go inlines: in WebAssembly a call costs
-// more than the few instructions most fields take.
-func (p *processor) decode(b []byte) error {
-	if len(b) < 1 {
-		return frameErr("empty record")
-	}
-	tsDelta, i := v2(b, 1) // b[0]: attributes, unused
-	if i < 0 {
-		if tsDelta, i = viSlow(b, 1); i < 0 {
-			return frameErr("timestamp delta")
+var errTable = frameErr("record table entry out of range")
+
+// fill sets p.rec to the record e locates in recs. The checks keep a bad
+// table an error rather than a panic.
+func (p *processor) fill(e *tableEntry, recs []byte) error {
+	r, n := &p.rec, uint64(len(recs))
+	r.Timestamp, r.Offset, r.Output = p.baseTS+e.tsDelta, p.baseOffset+int64(e.offDelta), 0
+	r.Key, r.Value = nil, nil
+	if e.keyLen >= 0 {
+		if uint64(uint32(e.keyAt))+uint64(e.keyLen) > n {
+			return errTable
 		}
+		r.Key = recs[e.keyAt : e.keyAt+e.keyLen : e.keyAt+e.keyLen]
 	}
-	offDelta, j := v2(b, i)
-	if j < 0 {
-		if offDelta, j = viSlow(b, i); j < 0 {
-			return frameErr("offset delta")
+	if e.valueLen >= 0 {
+		if uint64(uint32(e.valueAt))+uint64(e.valueLen) > n {
+			return errTable
 		}
-	}
-	i = j
-	r := &p.rec
-	r.Timestamp, r.Offset, r.Output = p.baseTS+tsDelta, p.baseOffset+offDelta, 0
-	l, j := v2(b, i)
-	if j < 0 {
-		l, j = viSlow(b, i)
-	}
-	i = j
-	switch {
-	case i < 0 || l < -1 || l > int64(len(b)-i):
-		return frameErr("key")
-	case l < 0:
-		r.Key = nil
-	default:
-		r.Key = b[i : i+int(l) : i+int(l)]
-		i += int(l)
-	}
-	if l, j = v2(b, i); j < 0 {
-		l, j = viSlow(b, i)
-	}
-	i = j
-	switch {
-	case i < 0 || l < -1 || l > int64(len(b)-i):
-		return frameErr("value")
-	case l < 0:
-		r.Value = nil
-	default:
-		r.Value = b[i : i+int(l) : i+int(l)]
-		i += int(l)
+		r.Value = recs[e.valueAt : e.valueAt+e.valueLen : e.valueAt+e.valueLen]
 	}
 	p.hdrs = p.hdrs[:0]
 	r.Headers = p.hdrs
-	if i == len(b)-1 && b[i] == 0 { // no headers: the common case
+	if e.hdrCount == 0 {
 		return nil
 	}
-	nh, i := viSlow(b, i)
-	if i < 0 || nh < 0 || nh > int64(len(b)-i) {
-		return frameErr("header count")
+	if uint32(e.hdrsAt) > uint32(e.end) || uint64(uint32(e.end)) > n {
+		return errTable
 	}
-	return p.decodeHeaders(b[i:], nh)
+	_, b, ok := varint(recs[e.hdrsAt:e.end]) // the count, known already
+	if !ok {
+		return errTable
+	}
+	return p.decodeHeaders(b, int64(e.hdrCount))
+}
+
+// table views b as the record table of n entries. In WebAssembly the
+// frame is 8-byte aligned; elsewhere (tests) it may need a copy.
+func (p *processor) table(b []byte, n int) []tableEntry {
+	if n == 0 {
+		return nil
+	}
+	if uintptr(unsafe.Pointer(&b[0]))%8 == 0 {
+		return unsafe.Slice((*tableEntry)(unsafe.Pointer(&b[0])), n)
+	}
+	p.aligned = append(p.aligned[:0], make([]tableEntry, n)...)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&p.aligned[0])), len(b)), b)
+	return p.aligned
+}
+
+// keepSet starts the output frame with a keep-set entry for n records
+// (OnFilter's answer: the host takes the kept records from its input)
+// and returns its bitmap, cleared, for the records' bits.
+func (p *processor) keepSet(n int) []byte {
+	size := 1 + varintLen(int64(n)) + (n+7)/8
+	need := varintLen(int64(size)) + size
+	if cap(p.out) < need {
+		p.out = make([]byte, 0, 2*need)
+	}
+	b := p.out[:need]
+	i := putVarint(b, 0, int64(size))
+	b[i] = keepSetOutput
+	i = putVarint(b, i+1, int64(n))
+	bits := b[i:]
+	clear(bits)
+	p.out = b
+	return bits
 }
 
 // decodeHeaders parses a record's nh headers, the last thing in it.
@@ -221,120 +294,89 @@ func (p *processor) decodeHeaders(b []byte, nh int64) error {
 	return nil
 }
 
-// v2 reads a one- or two-byte zigzag varint at b[i:] (lengths under 8 KiB,
-// deltas, counts) and returns it with the index after it; a negative index
-// if there is none there (a longer varint, or fewer than two bytes left),
-// for viSlow to read. Go inlines it.
-func v2(b []byte, i int) (int64, int) {
-	if i+1 < len(b) {
-		c, d := b[i], b[i+1]
-		if c < 0x80 {
-			return int64(c>>1) ^ -int64(c&1), i + 1
-		}
-		if d < 0x80 {
-			x := uint64(c&0x7f) | uint64(d)<<7
-			return int64(x>>1) ^ -int64(x&1), i + 2
-		}
-	}
-	return 0, -1
-}
-
-// viSlow reads the zigzag varint at b[i:] and returns it with the index
-// after it, or a negative index if it is malformed.
-func viSlow(b []byte, i int) (int64, int) {
-	if i < 0 || i >= len(b) {
-		return 0, -1
-	}
-	if c := b[i]; c < 0x80 {
-		return int64(c>>1) ^ -int64(c&1), i + 1
-	} else if i+1 < len(b) && b[i+1] < 0x80 { // two bytes: most lengths
-		x := int64(c&0x7f) | int64(b[i+1])<<7
-		return x>>1 ^ -(x & 1), i + 2
-	}
-	v, n := binary.Varint(b[i:])
-	if n <= 0 {
-		return 0, -1
-	}
-	return v, i + n
-}
-
 // emit appends an output record tied to the current input record. The
-// entry's length is worked out first, so it is written in place.
+// entry's length, source offset delta and key and value lengths are
+// written as 5-byte varints and its timestamp delta as a 10-byte one,
+// longer than need be (the ABI allows it) but with no branches: in
+// WebAssembly compiled from Go, every taken branch and every call costs
+// more than the bytes do.
 func (p *processor) emit(r *Record) {
-	if r.Output < 0 || r.Output >= errorOutput {
+	if uint(r.Output) >= errorOutput {
 		p.emitError(fmt.Errorf("output %d out of range", r.Output))
 		return
 	}
-	delta, ts := p.cur.Offset-p.baseOffset, r.Timestamp-p.baseTS
-	n := 1 + varintLen(delta) + varintLen(ts) + bytesLen(r.Key) + bytesLen(r.Value) + varintLen(int64(len(r.Headers)))
-	for _, h := range r.Headers {
-		n += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	key, value := r.Key, r.Value
+	n := 1 + 5 + 10 + 5 + len(key) + 5 + len(value) + 1
+	if len(r.Headers) != 0 {
+		n += varintLen(int64(len(r.Headers))) - 1
+		for _, h := range r.Headers {
+			n += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+		}
 	}
 	// Written by index into room made once: in WebAssembly every append
-	// is a call, and calls are what Go modules pay most for.
+	// is a call.
 	start := len(p.out)
-	need := n + varintLen(int64(n))
-	if cap(p.out)-start < need {
-		grown := make([]byte, start, 2*cap(p.out)+need)
+	if cap(p.out)-start < 5+n {
+		grown := make([]byte, start, 2*cap(p.out)+5+n)
 		copy(grown, p.out)
 		p.out = grown
 	}
-	b := p.out[:start+need]
-	i := putVarint(b, start, int64(n))
-	b[i] = byte(r.Output)
-	i = putVarint(b, i+1, delta)
-	i = putVarint(b, i, ts)
-	i = putBytes(b, i, r.Key)
-	i = putBytes(b, i, r.Value)
-	i = putVarint(b, i, int64(len(r.Headers)))
-	for _, h := range r.Headers {
-		i = putVarint(b, i, int64(len(h.Key)))
-		i += copy(b[i:], h.Key)
-		i = putBytes(b, i, h.Value)
+	b := p.out[start : start+5+n]
+	put5(b, int64(n))
+	b[5] = byte(r.Output)
+	put5(b[6:], p.cur.Offset-p.baseOffset)
+	put10(b[11:], r.Timestamp-p.baseTS)
+	put5(b[21:], nullableLen(key))
+	i := 26 + copy(b[26:], key)
+	put5(b[i:], nullableLen(value))
+	i += 5
+	i += copy(b[i:], value)
+	if len(r.Headers) == 0 {
+		b[i] = 0
+	} else {
+		i = putVarint(b, i, int64(len(r.Headers)))
+		for _, h := range r.Headers {
+			i = putVarint(b, i, int64(len(h.Key)))
+			i += copy(b[i:], h.Key)
+			i = putBytes(b, i, h.Value)
+		}
 	}
-	p.out = b[:i]
+	p.out = p.out[:start+5+n]
 }
 
-// filterBatch runs OnFilter's function over the records and answers with
-// one keep-set entry: a bit per input record, set if it is kept. The host
-// takes the kept records from its input; nothing is copied here.
-func (p *processor) filterBatch(body []byte, count int32) ([]byte, error) {
-	if count < 0 || int(count) > len(body) {
-		return nil, frameErr("record count %d", count)
+// nullableLen is the length Kafka records give b: -1 for null.
+func nullableLen(b []byte) int64 {
+	if b == nil {
+		return -1
 	}
-	n := int(count)
-	size := 1 + varintLen(int64(n)) + (n+7)/8
-	need := varintLen(int64(size)) + size
-	if cap(p.out) < need {
-		p.out = make([]byte, 0, 2*need)
-	}
-	b := p.out[:need]
-	i := putVarint(b, 0, int64(size))
-	b[i] = keepSetOutput
-	i = putVarint(b, i+1, int64(n))
-	bits := b[i:]
-	clear(bits)
-	for k := 0; k < n; k++ {
-		length, m := v2(body, 0)
-		if m < 0 {
-			length, m = viSlow(body, 0)
-		}
-		if m <= 0 || length < 0 || length > int64(len(body)-m) {
-			return nil, frameErr("record %d length", k)
-		}
-		if err := p.decode(body[m : m+int(length)]); err != nil {
-			return nil, fmt.Errorf("record %d: %w", k, err)
-		}
-		body = body[m+int(length):]
-		if filter(p.rec) {
-			bits[k>>3] |= 1 << (k & 7)
-		}
-	}
-	if len(body) != 0 {
-		return nil, frameErr("%d bytes after %d records", len(body), n)
-	}
-	p.out = b
-	return b, nil
+	return int64(len(b))
+}
+
+// put5 writes v (|v| < 2^34) as a 5-byte zigzag varint.
+func put5(b []byte, v int64) {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	_ = b[4]
+	b[0] = byte(u) | 0x80
+	b[1] = byte(u>>7) | 0x80
+	b[2] = byte(u>>14) | 0x80
+	b[3] = byte(u>>21) | 0x80
+	b[4] = byte(u >> 28)
+}
+
+// put10 writes v as a 10-byte zigzag varint.
+func put10(b []byte, v int64) {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	_ = b[9] // unrolled: a loop's every turn is a taken branch
+	b[0] = byte(u) | 0x80
+	b[1] = byte(u>>7) | 0x80
+	b[2] = byte(u>>14) | 0x80
+	b[3] = byte(u>>21) | 0x80
+	b[4] = byte(u>>28) | 0x80
+	b[5] = byte(u>>35) | 0x80
+	b[6] = byte(u>>42) | 0x80
+	b[7] = byte(u>>49) | 0x80
+	b[8] = byte(u>>56) | 0x80
+	b[9] = byte(u >> 63)
 }
 
 // putVarint writes v as a zigzag varint at b[i:] and returns the index

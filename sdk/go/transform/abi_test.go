@@ -7,9 +7,11 @@ import (
 	"testing"
 )
 
-// frame builds an input frame of records (key, value) at base.
+// frame builds an input frame of records (key, value) at base, with
+// the record table the host sends along.
 func frame(base int64, kvs ...[2]string) []byte {
-	var body []byte
+	var body, tab []byte
+	le := binary.LittleEndian
 	for i, kv := range kvs {
 		var r []byte
 		r = append(r, 0)
@@ -17,18 +19,32 @@ func frame(base int64, kvs ...[2]string) []byte {
 		r = binary.AppendVarint(r, int64(i))
 		r = appendBytes(r, []byte(kv[0]))
 		r = appendBytes(r, []byte(kv[1]))
+		hdrs := len(r)
 		r = binary.AppendVarint(r, 1)
 		r = appendBytes(r, []byte("h"))
 		r = appendBytes(r, []byte("x"))
 		body = binary.AppendVarint(body, int64(len(r)))
+		at := int32(len(body)) // where r starts
 		body = append(body, r...)
+		e := make([]byte, tableEntrySize)
+		le.PutUint64(e, uint64(i))
+		le.PutUint32(e[8:], uint32(i))
+		le.PutUint32(e[12:], uint32(at+3+1)) // after attributes, deltas, key length
+		le.PutUint32(e[16:], uint32(len(kv[0])))
+		le.PutUint32(e[20:], uint32(at+3+1+int32(len(kv[0]))+1))
+		le.PutUint32(e[24:], uint32(len(kv[1])))
+		le.PutUint32(e[28:], uint32(at+int32(hdrs)))
+		le.PutUint32(e[32:], 1)
+		le.PutUint32(e[36:], uint32(len(body)))
+		tab = append(tab, e...)
 	}
 	h := make([]byte, batchHeaderSize)
-	binary.LittleEndian.PutUint32(h, abiVersion)
-	binary.LittleEndian.PutUint64(h[8:], uint64(base))
-	binary.LittleEndian.PutUint64(h[16:], 7000)
-	binary.LittleEndian.PutUint32(h[32:], uint32(len(kvs)))
-	return append(h, body...)
+	le.PutUint32(h, abiVersion)
+	le.PutUint32(h[4:], flagRecordTable)
+	le.PutUint64(h[8:], uint64(base))
+	le.PutUint64(h[16:], 7000)
+	le.PutUint32(h[32:], uint32(len(kvs)))
+	return append(append(h, tab...), body...)
 }
 
 func withHandler(t *testing.T, k Kind, h func(r *Record, emit func(*Record)) error) {
@@ -130,5 +146,43 @@ func TestFilterAnswersWithAKeepSet(t *testing.T) {
 	}
 	if want := []byte{3 << 1, keepSetOutput, 3 << 1, 0b101}; !bytes.Equal(out, want) {
 		t.Fatalf("output %x, want %x", out, want)
+	}
+}
+
+// The handler sees each record's fields as the record table locates them,
+// and a table entry pointing outside the records is an error, not a panic.
+func TestRecordsComeFromTheTable(t *testing.T) {
+	var got []Record
+	withHandler(t, KindFlatMap, func(r *Record, emit func(*Record)) error {
+		c := *r
+		c.Headers = append([]Header(nil), r.Headers...)
+		got = append(got, c)
+		return nil
+	})
+	var p processor
+	in := frame(40, [2]string{"k0", "v0"}, [2]string{"", "value one"})
+	if _, err := p.process(in); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records", len(got))
+	}
+	for i, want := range []Record{{Key: []byte("k0"), Value: []byte("v0"), Timestamp: 7000, Offset: 40},
+		{Key: []byte(""), Value: []byte("value one"), Timestamp: 7001, Offset: 41}} {
+		r := got[i]
+		if !bytes.Equal(r.Key, want.Key) || !bytes.Equal(r.Value, want.Value) || r.Timestamp != want.Timestamp ||
+			r.Offset != want.Offset || len(r.Headers) != 1 || r.Headers[0].Key != "h" || string(r.Headers[0].Value) != "x" {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	bad := bytes.Clone(in)
+	binary.LittleEndian.PutUint32(bad[batchHeaderSize+tableEntrySize+24:], 1<<20) // second value's length
+	if _, err := p.process(bad); !errors.Is(err, errFrame) {
+		t.Fatalf("a value beyond the records: %v", err)
+	}
+	noTable := bytes.Clone(in)
+	noTable[4] = 0
+	if _, err := p.process(noTable); !errors.Is(err, errFrame) {
+		t.Fatalf("a frame without a table: %v", err)
 	}
 }

@@ -39,6 +39,11 @@ func Log(msg string) {
 //go:wasmexport weir_abi_v1
 func abiV1() {}
 
+// The module takes a record table with each input frame.
+//
+//go:wasmexport weir_record_table
+func recordTable() {}
+
 //go:wasmexport weir_alloc
 func alloc(size uint32) uint32 {
 	if uint32(cap(inBuf)) < size || cap(inBuf) == 0 {

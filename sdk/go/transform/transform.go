@@ -117,6 +117,8 @@ var (
 	// filter is OnFilter's function: a record it keeps is sent back as
 	// a reference to the input record, not a copy of it.
 	filter func(r Record) bool
+	// mapFn is OnMap's function, called without going through handler.
+	mapFn  func(r Record) (Record, error)
 	config Config
 	state  = mapState{}
 	// emitted holds the record being emitted (see OnMap).
@@ -177,6 +179,7 @@ func OnMap(fn func(r Record) (Record, error)) {
 		emit(&emitted)
 		return nil
 	})
+	mapFn = fn
 }
 
 // OnFilterMap replaces each record by what fn returns, or drops it when
