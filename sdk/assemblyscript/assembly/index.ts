@@ -51,10 +51,23 @@ export class Record {
     this.setValue(Uint8Array.wrap(String.UTF8.encode(s)));
   }
 
-  // upperValueAscii upper-cases ASCII letters of the value in place.
+  // upperValueAscii upper-cases ASCII letters of the value in place,
+  // eight bytes at a time: per byte, the high bit of a is set if the
+  // byte's low seven bits are 'a' or more, that of z if they are past
+  // 'z'; bytes with their own high bit set (not ASCII) are left alone.
   upperValueAscii(): void {
     const p = this.valuePtr;
-    for (let i = 0; i < this.valueLen; i++) {
+    const n = this.valueLen;
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const x = load<u64>(p + i);
+      const low = x & 0x7f7f7f7f7f7f7f7f;
+      const a = low + 0x1f1f1f1f1f1f1f1f; // 0x80 - 'a'
+      const z = low + 0x0505050505050505; // 0x80 - 'z' - 1
+      const lower = a & ~z & ~x & 0x8080808080808080;
+      store<u64>(p + i, x ^ (lower >> 2)); // 0x80 >> 2 is the case bit
+    }
+    for (; i < n; i++) {
       const c = load<u8>(p + i);
       if (c >= 97 && c <= 122) store<u8>(p + i, c - 32);
     }
