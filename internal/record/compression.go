@@ -51,10 +51,18 @@ func (d *Decompressor) Decompress(c Compression, src []byte, max int) ([]byte, e
 	if bp == nil {
 		bp = new([]byte)
 	}
-	out, err := d.decompress(c, src, (*bp)[:0], max)
+	out, err := d.DecompressInto(c, src, (*bp)[:0], max)
 	if err != nil {
-		*bp = out[:0]
 		d.buffers.Put(bp)
+	}
+	return out, err
+}
+
+// DecompressInto is Decompress appending to dst, a buffer the caller owns
+// and keeps: nothing to release.
+func (d *Decompressor) DecompressInto(c Compression, src, dst []byte, max int) ([]byte, error) {
+	out, err := d.decompress(c, src, dst, max)
+	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			return nil, err
 		}

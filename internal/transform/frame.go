@@ -104,37 +104,34 @@ func appendRecordTable(dst, body []byte, n int32) ([]byte, error) {
 	le := binary.LittleEndian
 	pos := 0
 	for k := int32(0); k < n; k++ {
-		l, m := binary.Varint(body[pos:])
-		if m <= 0 || l < 1 || l > int64(len(body)-pos-m) {
+		l, at := varintAt(body, pos)
+		if at < 0 || l < 1 || l > int64(len(body)-at) {
 			return dst, fmt.Errorf("%w: record %d length", record.ErrCorrupt, k)
 		}
-		start := pos + m
-		end := start + int(l)
-		rec := body[start+1 : end] // after the attributes byte
+		end := at + int(l)
+		rec := body[:end] // the record's fields, read by position
 		var e [tableEntrySize]byte
-		tsDelta, rest, ok := varint(rec)
-		offDelta, rest2, ok2 := varint(rest)
-		if !ok || !ok2 || offDelta < 0 || offDelta > 1<<31-1 {
+		tsDelta, i := varintAt(rec, at+1) // after the attributes
+		offDelta, i := varintAt(rec, i)
+		if i < 0 || offDelta < 0 || offDelta > 1<<31-1 {
 			return dst, fmt.Errorf("%w: record %d deltas", record.ErrCorrupt, k)
 		}
-		rest = rest2
 		le.PutUint64(e[0:], uint64(tsDelta))
 		le.PutUint32(e[8:], uint32(offDelta))
 		for f := 0; f < 2; f++ { // key, then value
-			fl, after, ok := varint(rest)
-			if !ok || fl < -1 || fl > int64(len(after)) {
+			fl, j := varintAt(rec, i)
+			if j < 0 || fl < -1 || fl > int64(end-j) {
 				return dst, fmt.Errorf("%w: record %d field %d", record.ErrCorrupt, k, f)
 			}
-			at := end - len(after)
-			le.PutUint32(e[12+8*f:], uint32(at))
+			le.PutUint32(e[12+8*f:], uint32(j))
 			le.PutUint32(e[16+8*f:], uint32(int32(fl)))
-			rest = after[max(fl, 0):]
+			i = j + int(max(fl, 0))
 		}
-		nh, after, ok := varint(rest)
-		if !ok || nh < 0 || nh > int64(len(after)) {
+		nh, j := varintAt(rec, i)
+		if j < 0 || nh < 0 || nh > int64(end-j) {
 			return dst, fmt.Errorf("%w: record %d header count", record.ErrCorrupt, k)
 		}
-		le.PutUint32(e[28:], uint32(end-len(rest)))
+		le.PutUint32(e[28:], uint32(i))
 		le.PutUint32(e[32:], uint32(nh))
 		le.PutUint32(e[36:], uint32(end))
 		dst = append(dst, e[:]...)
@@ -144,6 +141,23 @@ func appendRecordTable(dst, body []byte, n int32) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %d bytes after %d records", record.ErrCorrupt, len(body)-pos, n)
 	}
 	return dst, nil
+}
+
+// varintAt reads the zigzag varint at b[i:] and returns it with the index
+// after it, or a negative index if there is none. One-byte varints, most
+// of a record's, are read inline.
+func varintAt(b []byte, i int) (int64, int) {
+	if i >= 0 && i < len(b) && b[i] < 0x80 {
+		return int64(b[i]>>1) ^ -int64(b[i]&1), i + 1
+	}
+	if i < 0 || i >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Varint(b[i:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, i + n
 }
 
 // Output is one entry of an output frame: a record for output topic

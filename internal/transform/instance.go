@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -303,54 +304,47 @@ func (i *Instance) ProcessBatchRefs(ctx context.Context, batch []byte, d *record
 }
 
 func (i *Instance) processBatch(ctx context.Context, batch []byte, d *record.Decompressor, resolve bool) ([]Output, error) {
-	info, body, release, err := batchBody(batch, d)
+	// Decompressed into i.in, which the outputs may point into until
+	// the next call.
+	info, body, err := batchBody(batch, d, i.in[:0])
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > 0 && len(batch) > record.HeaderSize && &body[0] != &batch[record.HeaderSize] {
-		// Decompressed: outputs may point into the records, which
-		// must outlive the decompressor's buffer.
-		i.in = append(i.in[:0], body...)
-		body = i.in
+	if !aliases(body, batch) {
+		i.in = body
 	}
-	release()
 	return i.run(ctx, info, body, resolve)
 }
 
+// aliases says whether body is batch's own records section.
+func aliases(body, batch []byte) bool {
+	return len(body) > 0 && len(batch) > record.HeaderSize && &body[0] == &batch[record.HeaderSize]
+}
+
 // batchBody returns a stored batch's header fields and its records
-// section, decompressed; release gives the decompression buffer back.
-func batchBody(batch []byte, d *record.Decompressor) (BatchInfo, []byte, func(), error) {
-	release := func() {}
+// section: the batch's own bytes, or for a compressed batch the records
+// decompressed and appended to dst.
+func batchBody(batch []byte, d *record.Decompressor, dst []byte) (BatchInfo, []byte, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
-		return BatchInfo{}, nil, release, err
+		return BatchInfo{}, nil, err
 	}
 	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
-		return BatchInfo{}, nil, release, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
+		return BatchInfo{}, nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
 	}
 	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
 		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
 	body := batch[record.HeaderSize:h.Size()]
 	if c := h.Compression(); c != record.CompressionNone {
-		own := d == nil
-		if own {
+		if d == nil {
 			d = record.NewDecompressor()
+			defer d.Close()
 		}
-		buf, err := d.Decompress(c, body, record.DefaultLimits.MaxDecompressedBytes)
-		if err != nil {
-			if own {
-				d.Close()
-			}
-			return info, nil, release, err
-		}
-		body, release = buf, func() {
-			d.Release(buf)
-			if own {
-				d.Close()
-			}
+		if body, err = d.DecompressInto(c, body, dst, record.DefaultLimits.MaxDecompressedBytes); err != nil {
+			return info, nil, err
 		}
 	}
-	return info, body, release, nil
+	return info, body, nil
 }
 
 // Snapshot returns an aggregate's state (nil for modules that keep none).
@@ -415,12 +409,13 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 // of them with the same BatchInfo (NumRecords set to the run's length),
 // which is how one failing record is told from the rest of its batch.
 func Records(batch []byte, d *record.Decompressor) (BatchInfo, [][]byte, error) {
-	info, body, release, err := batchBody(batch, d)
+	info, body, err := batchBody(batch, d, nil)
 	if err != nil {
 		return info, nil, err
 	}
-	body = append([]byte(nil), body...) // the records outlive the buffer
-	release()
+	if aliases(body, batch) {
+		body = bytes.Clone(body) // the records outlive the batch
+	}
 	recs, err := splitRecords(body, info.NumRecords)
 	return info, recs, err
 }

@@ -508,7 +508,8 @@ func saramaConsumer(t *testing.T, addr string) sarama.Consumer {
 // TestDeployedFilterThroughput measures (it asserts nothing about speed):
 // records per second of plain acks=all produce to a topic, and of the same
 // produce through a deployed filter, counted until the filter's output
-// holds every record. Run by make bench-transforms.
+// holds every record; the better of two rounds each. Run by make
+// bench-transforms.
 func TestDeployedFilterThroughput(t *testing.T) {
 	if os.Getenv("WEIR_TRANSFORM_BENCH") == "" {
 		t.Skip("a measurement: make bench-transforms")
@@ -562,20 +563,25 @@ func TestDeployedFilterThroughput(t *testing.T) {
 			until()
 			return float64(n) / time.Since(start).Seconds()
 		}
-		plain := rate("plain", func() {})
-		if path := os.Getenv("WEIR_TRANSFORM_BENCH_PROFILE"); path != "" {
-			// A CPU profile of the through phase only.
-			f, err := os.Create(path + "." + budget)
-			if err != nil {
-				t.Fatal(err)
+		// Two rounds, plain and through taking turns, and the better
+		// rate of each: this VM's speed drifts from second to second.
+		var plain, through float64
+		for round := 1; round <= 2; round++ {
+			plain = max(plain, rate("plain", func() {}))
+			if path := os.Getenv("WEIR_TRANSFORM_BENCH_PROFILE"); path != "" && round == 1 {
+				// A CPU profile of the through phase only.
+				f, err := os.Create(path + "." + budget)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
 			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			through = max(through, rate("in", func() { waitEnd(t, adm, "out", int64(round*n)) }))
+			pprof.StopCPUProfile()
 		}
-		through := rate("in", func() { waitEnd(t, adm, "out", int64(n)) })
-		pprof.StopCPUProfile()
 		t.Logf("%d-byte records, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, budget, plain, through, through/plain)
 		node.Stop()
 	}
