@@ -145,60 +145,52 @@ func (p *processor) process(in []byte) ([]byte, error) {
 		p.emitFn = p.emit
 	}
 	p.cur = &p.rec
-	// One small loop per kind: Go compiles a function to WebAssembly as
-	// one loop over its blocks, and every taken branch in a big function
-	// costs many times what it does in a small one.
-	var k int
-	var err error
-	switch {
-	case filter != nil:
-		k, err = p.filterRecords(tab, recs, p.keepSet(len(tab)))
-	case mapFn != nil:
-		k, err = p.mapRecords(tab, recs)
-	default:
-		k, err = p.handleRecords(tab, recs)
+	var bits []byte
+	if filter != nil {
+		bits = p.keepSet(len(tab))
 	}
-	if err != nil {
+	if k, err := p.records(tab, recs, bits); err != nil {
 		return nil, fmt.Errorf("record %d: %w", k, err)
 	}
 	return p.out, nil
 }
 
-func (p *processor) filterRecords(tab []tableEntry, recs, bits []byte) (int, error) {
+// records runs the registered function over the table's records (a
+// filter setting bits). It is kept small: Go compiles a function to
+// WebAssembly as one loop over its blocks, and a taken branch costs more
+// the more the function holds.
+func (p *processor) records(tab []tableEntry, recs, bits []byte) (int, error) {
+	r, n := &p.rec, uint64(len(recs))
 	for k := range tab {
-		if err := p.fill(&tab[k], recs); err != nil {
+		e := &tab[k]
+		if e.hdrCount == 0 && e.keyLen >= 0 && e.valueLen >= 0 &&
+			uint64(uint32(e.keyAt))+uint64(e.keyLen) <= n && uint64(uint32(e.valueAt))+uint64(e.valueLen) <= n {
+			// The common case, a key and a value and no headers,
+			// here rather than in a call.
+			r.Timestamp, r.Offset, r.Output = p.baseTS+e.tsDelta, p.baseOffset+int64(e.offDelta), 0
+			r.Key = recs[e.keyAt : e.keyAt+e.keyLen : e.keyAt+e.keyLen]
+			r.Value = recs[e.valueAt : e.valueAt+e.valueLen : e.valueAt+e.valueLen]
+			r.Headers = p.hdrs[:0]
+		} else if err := p.fill(e, recs); err != nil {
 			return k, err
 		}
-		if filter(p.rec) {
-			bits[k>>3] |= 1 << (k & 7)
-		}
-	}
-	return 0, nil
-}
-
-// mapRecords calls OnMap's function directly rather than through handler
-// and emit's func value.
-func (p *processor) mapRecords(tab []tableEntry, recs []byte) (int, error) {
-	for k := range tab {
-		if err := p.fill(&tab[k], recs); err != nil {
-			return k, err
-		}
-		if out, err := mapFn(p.rec); err != nil {
-			p.emitError(err)
-		} else {
-			p.emit(&out)
-		}
-	}
-	return 0, nil
-}
-
-func (p *processor) handleRecords(tab []tableEntry, recs []byte) (int, error) {
-	for k := range tab {
-		if err := p.fill(&tab[k], recs); err != nil {
-			return k, err
-		}
-		if err := handler(&p.rec, p.emitFn); err != nil {
-			p.emitError(err)
+		switch {
+		case bits != nil:
+			if filter(*r) {
+				bits[k>>3] |= 1 << (k & 7)
+			}
+		case mapFn != nil:
+			// Called directly rather than through handler and
+			// emit's func value.
+			if out, err := mapFn(*r); err != nil {
+				p.emitError(err)
+			} else {
+				p.emit(&out)
+			}
+		default:
+			if err := handler(r, p.emitFn); err != nil {
+				p.emitError(err)
+			}
 		}
 	}
 	return 0, nil
