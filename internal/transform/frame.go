@@ -144,11 +144,16 @@ func appendRecordTable(dst, body []byte, n int32) ([]byte, error) {
 }
 
 // varintAt reads the zigzag varint at b[i:] and returns it with the index
-// after it, or a negative index if there is none. One-byte varints, most
-// of a record's, are read inline.
+// after it, or a negative index if there is none. One- and two-byte
+// varints, nearly all of a record's, take no loop.
 func varintAt(b []byte, i int) (int64, int) {
-	if i >= 0 && i < len(b) && b[i] < 0x80 {
-		return int64(b[i]>>1) ^ -int64(b[i]&1), i + 1
+	if i >= 0 && i+1 < len(b) {
+		if c := b[i]; c < 0x80 {
+			return int64(c>>1) ^ -int64(c&1), i + 1
+		} else if d := b[i+1]; d < 0x80 {
+			x := uint64(c&0x7f) | uint64(d)<<7
+			return int64(x>>1) ^ -int64(x&1), i + 2
+		}
 	}
 	if i < 0 || i >= len(b) {
 		return 0, -1
