@@ -50,6 +50,10 @@ type tableEntry struct {
 	end      int32 // the end of the record
 }
 
+// The table is read in place, so the struct must be the ABI's 40 bytes.
+var _ [tableEntrySize - unsafe.Sizeof(tableEntry{})]struct{}
+var _ [unsafe.Sizeof(tableEntry{}) - tableEntrySize]struct{}
+
 var errFrame = errors.New("malformed frame")
 
 func frameErr(format string, args ...any) error {
