@@ -1,9 +1,9 @@
 package transform_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"bytes"
 	"fmt"
 	"os"
 	"strings"
