@@ -69,9 +69,10 @@ type BatchInfo struct {
 	LogAppendTime bool
 }
 
-// appendInputFrame encodes an input frame: the fixed header, then the
-// records section of a Kafka v2 batch (uncompressed) as it is.
-func appendInputFrame(dst []byte, info BatchInfo, records []byte) []byte {
+// appendInputFrame encodes the part of an input frame that comes before
+// the records section (which follows as it is): the fixed header, then,
+// if table, the record table of records.
+func appendInputFrame(dst []byte, info BatchInfo, records []byte, table bool) ([]byte, error) {
 	var h [batchHeaderSize]byte
 	le := binary.LittleEndian
 	le.PutUint32(h[0:], abiVersion)
@@ -79,13 +80,19 @@ func appendInputFrame(dst []byte, info BatchInfo, records []byte) []byte {
 	if info.LogAppendTime {
 		flags |= 1
 	}
+	if table {
+		flags |= flagRecordTable
+	}
 	le.PutUint32(h[4:], flags)
 	le.PutUint64(h[8:], uint64(info.BaseOffset))
 	le.PutUint64(h[16:], uint64(info.BaseTimestamp))
 	le.PutUint64(h[24:], uint64(info.MaxTimestamp))
 	le.PutUint32(h[32:], uint32(info.NumRecords))
 	dst = append(dst, h[:]...)
-	return append(dst, records...)
+	if !table {
+		return dst, nil
+	}
+	return appendRecordTable(dst, records, info.NumRecords)
 }
 
 // The record table (docs/format/transform-abi.md): one fixed-size entry

@@ -234,14 +234,14 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 	if i.rp != nil {
 		return i.processRedpanda(ctx, info, records)
 	}
-	frame, err := i.inputFrame(info, records)
-	if err != nil {
+	var err error
+	if i.frame, err = appendInputFrame(i.frame[:0], info, records, i.table); err != nil {
 		return nil, err
 	}
-	if err := i.write(ctx, frame, records); err != nil {
+	if err := i.write(ctx, i.frame, records); err != nil {
 		return nil, err
 	}
-	res, err := i.call(ctx, i.process, uint64(len(frame)+len(records)))
+	res, err := i.call(ctx, i.process, uint64(len(i.frame)+len(records)))
 	if err != nil {
 		return nil, err
 	}
@@ -267,19 +267,6 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 		err = i.ResolveKept(i.outs)
 	}
 	return i.outs, err
-}
-
-// inputFrame is the part of the input frame before the records: the
-// header, then the record table if the module takes one.
-func (i *Instance) inputFrame(info BatchInfo, records []byte) ([]byte, error) {
-	i.frame = appendInputFrame(i.frame[:0], info, nil)
-	if !i.table {
-		return i.frame, nil
-	}
-	i.frame[4] |= flagRecordTable
-	var err error
-	i.frame, err = appendRecordTable(i.frame, records, info.NumRecords)
-	return i.frame, err
 }
 
 // ResolveKept fills in the records of outs (what ProcessBatchRefs

@@ -244,7 +244,10 @@ func (p *processor) table(b []byte, n int) []tableEntry {
 	if uintptr(unsafe.Pointer(&b[0]))%8 == 0 {
 		return unsafe.Slice((*tableEntry)(unsafe.Pointer(&b[0])), n)
 	}
-	p.aligned = append(p.aligned[:0], make([]tableEntry, n)...)
+	if cap(p.aligned) < n {
+		p.aligned = make([]tableEntry, n)
+	}
+	p.aligned = p.aligned[:n]
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&p.aligned[0])), len(b)), b)
 	return p.aligned
 }
