@@ -155,6 +155,7 @@ func (b *Broker) newClusterPartition(t *Topic, index int32, info *cluster.Partit
 	if !local {
 		return p, nil
 	}
+	p.replicated = true
 	// The high watermark follows the Raft commit, not the log's own
 	// write-out and fsync: no hooks.
 	if err := p.openLog(nil, nil); err != nil {
@@ -272,9 +273,16 @@ type partitionSM struct {
 
 func (s *partitionSM) Appended(_ uint64, batch []byte) { s.p.applyAppended(batch) }
 
-func (s *partitionSM) Truncated(uint64) { s.p.markStale() }
+// Truncated and Restored rebuild the producer state at once: until then
+// it describes batches the log no longer has, and this replica keeps
+// following new batches (and may snapshot the result or become leader)
+// on top of it. Chaos run 3437325820 lost an abort that way: a deposed
+// leader had noted its own copy of a transaction's first batch at offset
+// 3943, the cut removed it, and the new leader's copy at 3940 did not
+// move the transaction's start, so read_committed showed the record.
+func (s *partitionSM) Truncated(uint64) { s.p.reloadProducers() }
 
-func (s *partitionSM) Restored(uint64) { s.p.markStale() }
+func (s *partitionSM) Restored(uint64) { s.p.reloadProducers() }
 
 func (s *partitionSM) Committed(uint64, int64) { s.p.notify() }
 
@@ -317,11 +325,16 @@ func (p *Partition) markStale() {
 // they learn their offsets.
 func (p *Partition) applyAppended(batch []byte) {
 	h, err := record.ParseHeader(batch)
-	if err != nil || !h.Idempotent() {
+	if err != nil {
+		return
+	}
+	if !h.Idempotent() {
+		p.applied.Store(h.LastOffset() + 1)
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.applied.Store(h.LastOffset() + 1)
 	if h.Control() {
 		if h.Transactional() {
 			commit, err := controlCommits(batch, p.b.decomp)
@@ -352,6 +365,20 @@ func (p *Partition) applyAppended(batch []byte) {
 	st.record(&h, max(h.MaxTimestamp, p.b.clock.Now().UnixMilli()))
 	p.noteTxnLocked(st, &h)
 	p.stateGen++
+}
+
+// reloadProducers rebuilds the producer state from the log after the log
+// lost batches. It holds snapMu so that no snapshot taken before the cut
+// is written after the rebuild has discarded it.
+func (p *Partition) reloadProducers() {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.rebuildProducersLocked(); err != nil {
+		p.b.logger.Error("rebuild producer state", "partition", p.name(), "err", err)
+		p.stale = true
+	}
 }
 
 // rebuildProducersLocked reloads the producer state from the local log.

@@ -48,6 +48,11 @@ type Partition struct {
 	rg     *replication.Group
 	status atomic.Pointer[replication.Status]
 	stale  bool // p.mu: rebuild the producer state before the next produce
+	// replicated: a Raft group appends to the log and reports each batch
+	// afterwards (applyAppended), so the producer state can trail the log
+	// end; applied is the offset after the last batch it has followed.
+	replicated bool
+	applied    atomic.Int64
 	// moveWait: no replica-move step before then (moveLoop only).
 	moveWait time.Time
 	// leaderSince: when this replica last became a ready leader (Unix ns).
@@ -356,20 +361,26 @@ func (p *Partition) endTxnLocked(pid int64, epoch int16, commit bool, offset int
 	p.stateGen++
 }
 
-// WriteMarker appends the commit or abort marker of producer pid's
-// transaction (a control batch) and waits until it is durable. The
-// partition's last stable offset moves past the transaction.
-func (p *Partition) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+// markerBatch builds the control batch that commits or aborts producer
+// pid's transaction.
+func markerBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, ts int64) ([]byte, error) {
 	typ := kmsg.ControlRecordKeyTypeAbort
 	if commit {
 		typ = kmsg.ControlRecordKeyTypeCommit
 	}
 	key := kmsg.ControlRecordKey{Version: 0, Type: typ}
 	val := kmsg.EndTxnMarker{Version: 0, CoordinatorEpoch: coordinatorEpoch}
-	batch, err := record.Build(record.BatchOptions{
-		FirstTimestamp: p.b.clock.Now().UnixMilli(), ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
+	return record.Build(record.BatchOptions{
+		FirstTimestamp: ts, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
 		Transactional: true, Control: true,
 	}, []record.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
+}
+
+// WriteMarker appends the commit or abort marker of producer pid's
+// transaction (a control batch) and waits until it is durable. The
+// partition's last stable offset moves past the transaction.
+func (p *Partition) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	batch, err := markerBatch(pid, epoch, commit, coordinatorEpoch, p.b.clock.Now().UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -572,22 +583,41 @@ func (p *Partition) loadProducerState() error {
 	path := filepath.Join(p.log.Dir(), snapshotName)
 	if body, err := storage.ReadSealed(path); err == nil {
 		off, producers, aborted, err := decodeProducerSnapshot(body)
-		if err == nil && off <= p.log.LogEndOffset() {
+		switch {
+		case err != nil:
+			p.b.logger.Warn("ignoring producer state snapshot; rebuilding from the log", "partition", p.name(), "err", err)
+		case off > p.log.LogEndOffset():
+			// It describes batches the log no longer has (a replica's
+			// uncommitted tail was cut). Were it kept, it would pass this
+			// check again once the log grows back past off.
+			p.b.logger.Warn("producer state snapshot is ahead of the log; rebuilding from the log", "partition", p.name(), "snapshot", off, "log_end", p.log.LogEndOffset())
+			err := os.Remove(path)
+			if err == nil {
+				err = storage.SyncDir(p.log.Dir())
+			}
+			if err != nil {
+				p.b.logger.Warn("remove producer state snapshot", "partition", p.name(), "err", err)
+			}
+		default:
 			p.producers, p.aborted, from = producers, aborted, max(off, from)
 			for id, st := range producers {
 				if st.txnFirst >= 0 {
 					p.ongoing[id] = st.txnFirst
 				}
 			}
-		} else {
-			p.b.logger.Warn("ignoring producer state snapshot; rebuilding from the log", "partition", p.name(), "err", err)
 		}
 	} else if !os.IsNotExist(err) {
 		p.b.logger.Warn("producer state snapshot unreadable; rebuilding from the log", "partition", p.name(), "err", err)
 	}
 	now := p.b.clock.Now().UnixMilli()
+	end := from
+	defer func() { p.applied.Store(end) }()
 	return p.log.ScanBatches(from, func(h *record.Header) error {
-		if h.BaseOffset < from || !h.Idempotent() {
+		if h.BaseOffset < from {
+			return nil
+		}
+		end = h.LastOffset() + 1
+		if !h.Idempotent() {
 			return nil
 		}
 		st := p.producers[h.ProducerID]
@@ -627,6 +657,19 @@ func (p *Partition) markerType(h *record.Header) (commit bool, err error) {
 	return commit, err
 }
 
+// stateEndLocked is the offset up to which the producer state describes
+// the log. On a single node every append updates the state under p.mu, so
+// that is the log end; a replica's state trails its log by the batch its
+// Raft group has written but not yet reported. A snapshot labelled with
+// the log end there would claim a batch it lacks, and loading it would
+// skip that batch for good.
+func (p *Partition) stateEndLocked() int64 {
+	if p.replicated {
+		return p.applied.Load()
+	}
+	return p.log.LogEndOffset()
+}
+
 // snapshotProducers writes the producer state if it changed and everything
 // it describes is durable (a snapshot must never mention batches a crash
 // could still lose).
@@ -641,13 +684,13 @@ func (p *Partition) snapshotProducers(force bool) error {
 		p.mu.Unlock()
 		return nil
 	}
-	leo := p.log.LogEndOffset()
-	if p.log.DurableOffset() < leo {
+	end := p.stateEndLocked()
+	if p.log.DurableOffset() < end {
 		p.mu.Unlock()
 		return nil
 	}
 	gen := p.stateGen
-	body := encodeProducerSnapshot(leo, p.producers, p.aborted)
+	body := encodeProducerSnapshot(end, p.producers, p.aborted)
 	p.mu.Unlock()
 	if err := storage.WriteFileAtomic(p.log.Dir(), snapshotName, storage.Seal(body)); err != nil {
 		return err
