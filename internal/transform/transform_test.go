@@ -249,15 +249,27 @@ func BenchmarkMap200B(b *testing.B) {
 
 func benchMap(b *testing.B, pkg string, unbounded bool) {
 	r := newRuntime(b, transform.Options{Unbounded: unbounded})
-	benchBatches(b, instance(b, r, pkg, transform.Config{}))
+	benchBatches(b, instance(b, r, pkg, transform.Config{}), true)
+}
+
+// BenchmarkFilterKeyless200B is the deployed filter's work per record
+// (TestDeployedFilterThroughput's records have no key): the prefix filter
+// keeping every record.
+func BenchmarkFilterKeyless200B(b *testing.B) {
+	r := newRuntime(b, transform.Options{})
+	benchBatches(b, instance(b, r, "internal/transform/testdata/prefix", transform.Config{Params: map[string]string{"prefix": "v"}}), false)
 }
 
 // benchBatches runs i over batches of 100 records of 200 bytes (a short
-// key, a 200-byte value, no headers) and reports the time per record.
-func benchBatches(b *testing.B, i *transform.Instance) {
+// key unless keyless, a 200-byte value, no headers) and reports the time
+// per record.
+func benchBatches(b *testing.B, i *transform.Instance, keyed bool) {
 	recs := make([]record.Record, 100)
 	for k := range recs {
-		recs[k] = record.Record{OffsetDelta: int32(k), TimestampDelta: int64(k), Key: fmt.Appendf(nil, "k%d", k), Value: bytes.Repeat([]byte("v"), 200)}
+		recs[k] = record.Record{OffsetDelta: int32(k), TimestampDelta: int64(k), Value: bytes.Repeat([]byte("v"), 200)}
+		if keyed {
+			recs[k].Key = fmt.Appendf(nil, "k%d", k)
+		}
 	}
 	in, err := record.Build(record.BatchOptions{FirstTimestamp: 1000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
 	if err != nil {
@@ -457,7 +469,7 @@ func BenchmarkAssemblyScriptMap200B(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer i.Close(ctx)
-			benchBatches(b, i)
+			benchBatches(b, i, true)
 		})
 	}
 }

@@ -167,12 +167,15 @@ func (p *processor) records(tab []tableEntry, recs, bits []byte) (int, error) {
 	r, n := &p.rec, uint64(len(recs))
 	for k := range tab {
 		e := &tab[k]
-		if e.hdrCount == 0 && e.keyLen >= 0 && e.valueLen >= 0 &&
-			uint64(uint32(e.keyAt))+uint64(e.keyLen) <= n && uint64(uint32(e.valueAt))+uint64(e.valueLen) <= n {
-			// The common case, a key and a value and no headers,
+		if e.hdrCount == 0 && e.valueLen >= 0 && uint64(uint32(e.valueAt))+uint64(e.valueLen) <= n &&
+			(e.keyLen < 0 || uint64(uint32(e.keyAt))+uint64(e.keyLen) <= n) {
+			// The common case, a value, maybe a key, no headers,
 			// here rather than in a call.
 			r.Timestamp, r.Offset, r.Output = p.baseTS+e.tsDelta, p.baseOffset+int64(e.offDelta), 0
-			r.Key = recs[e.keyAt : e.keyAt+e.keyLen : e.keyAt+e.keyLen]
+			r.Key = nil
+			if e.keyLen >= 0 {
+				r.Key = recs[e.keyAt : e.keyAt+e.keyLen : e.keyAt+e.keyLen]
+			}
 			r.Value = recs[e.valueAt : e.valueAt+e.valueLen : e.valueAt+e.valueLen]
 			r.Headers = p.hdrs[:0]
 		} else if err := p.fill(e, recs); err != nil {
