@@ -323,10 +323,10 @@ func (r *runner) processBatches(ctx context.Context, inst **transform.Instance, 
 		if first, ok := aborted[h.ProducerID]; ok && h.Transactional() && h.BaseOffset >= first {
 			continue
 		}
-		results, err := (*inst).ProcessBatchRefs(ctx, batch, r.d)
+		results, whole, err := (*inst).ProcessBatchRefs(ctx, batch, r.d)
 		r.in.Add(int64(h.NumRecords))
 		if err == nil {
-			err = r.collect(*inst, batch, results)
+			err = r.collect(*inst, batch, results, whole)
 		} else if ctx.Err() == nil {
 			// The whole batch failed (a trap, the budget, a module
 			// error): a fresh instance, then the batch again one record
@@ -420,8 +420,15 @@ func (c *chunk) handedOver() (viaClient bool, err error) {
 }
 
 // collect turns a batch's results into output records, and its failed
-// records into dead letters (or a stop).
-func (r *runner) collect(inst *transform.Instance, batch []byte, results []transform.Output) error {
+// records into dead letters (or a stop). whole: the module kept every
+// record for output 0, and results are to be had from ExpandWhole.
+func (r *runner) collect(inst *transform.Instance, batch []byte, results []transform.Output, whole bool) error {
+	if whole {
+		if r.passWhole(batch) {
+			return nil
+		}
+		results = inst.ExpandWhole()
+	}
 	if r.passThrough(inst, batch, results) {
 		return nil
 	}
@@ -442,6 +449,18 @@ func (r *runner) collect(inst *transform.Instance, batch []byte, results []trans
 		r.outs.add(r.def.Outputs[o.Output], o.Timestamp, o.Key, o.Value, o.Headers)
 	}
 	return nil
+}
+
+// passWhole is passThrough for a batch the module kept whole, when its
+// output topic has one partition (with more, passThrough looks at the
+// keys).
+func (r *runner) passWhole(batch []byte) bool {
+	h, err := record.ParseHeader(batch)
+	if err != nil || h.LogAppendTime() || len(batch) > maxOutputBatch {
+		return false
+	}
+	topic := r.def.Outputs[0]
+	return r.outs.partitions(topic) == 1 && r.outs.addBatch(topic, batch, int(h.NumRecords), false)
 }
 
 // passThrough sends a batch whose every record the module kept, to one
@@ -492,7 +511,7 @@ func (r *runner) isolate(ctx context.Context, inst **transform.Instance, batch [
 		one.NumRecords = 1
 		results, err := (*inst).Process(ctx, one, rec)
 		if err == nil {
-			if err := r.collect(*inst, batch, results); err != nil {
+			if err := r.collect(*inst, batch, results, false); err != nil {
 				return err
 			}
 			done = append(done, rec...)

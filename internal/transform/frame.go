@@ -305,6 +305,38 @@ func nbytes(b []byte) ([]byte, []byte, bool) {
 	return b[:l:l], b[l:], true
 }
 
+// keepsAll reports whether output frame b is one keep-set entry keeping
+// all n records (n > 0): what decodeKeepSet would turn into a reference to
+// every record, for output 0.
+func keepsAll(b []byte, n int) bool {
+	l, m := binary.Varint(b)
+	if n <= 0 || m <= 0 || l < 1 || int64(len(b)-m) != l || b[m] != keepSetOutput {
+		return false
+	}
+	c, k := binary.Varint(b[m+1:])
+	bits := b[m+1+max(k, 0):]
+	if k <= 0 || c != int64(n) || len(bits) != (n+7)/8 {
+		return false
+	}
+	full := bits[:n/8]
+	for len(full) >= 8 {
+		if binary.LittleEndian.Uint64(full) != ^uint64(0) {
+			return false
+		}
+		full = full[8:]
+	}
+	for _, x := range full {
+		if x != 0xFF {
+			return false
+		}
+	}
+	if r := n % 8; r != 0 {
+		mask := byte(1)<<r - 1
+		return bits[n/8]&mask == mask
+	}
+	return true
+}
+
 // decodeKeepSet reads a frame that is one keep-set entry: a bitmap of the
 // input records sent on unchanged to the first output. The records are
 // walked only if their offsets are not consecutive (a compacted batch).

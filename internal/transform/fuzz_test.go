@@ -25,8 +25,22 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add([]byte{0x0a, errorOutput, 2, 0, 1, 0x04, 'e', 'r', 0})
 	f.Add([]byte{0x06, keepOutput, 4, 1})
 	f.Add([]byte{0x06, keepSetOutput, 6, 0x05})
+	f.Add([]byte{0x06, keepSetOutput, 6, 0x07})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		whole := keepsAll(b, 3)
 		outs, hdrs, err := decodeOutputInto(nil, nil, b, fuzzInput, 100, 5000, 109, 3, 2)
+		if whole {
+			// What the host takes for "every record kept" must be
+			// exactly what the decoder makes of the frame.
+			if err != nil || len(outs) != 3 {
+				t.Fatalf("keepsAll, but decoded %+v, %v", outs, err)
+			}
+			for _, o := range outs {
+				if !o.Kept || o.Output != 0 {
+					t.Fatalf("keepsAll, but decoded %+v", o)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}

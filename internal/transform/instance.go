@@ -231,29 +231,35 @@ func (i *Instance) Process(ctx context.Context, info BatchInfo, records []byte) 
 }
 
 func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, resolve bool) ([]Output, error) {
+	outs, _, err := i.runFrame(ctx, info, records, resolve)
+	return outs, err
+}
+
+// runFrame is run; unless resolve, a batch the module kept whole comes
+// back as whole, with no outputs.
+func (i *Instance) runFrame(ctx context.Context, info BatchInfo, records []byte, resolve bool) (outs []Output, whole bool, err error) {
 	if i.rp != nil {
-		return i.processRedpanda(ctx, info, records)
+		outs, err := i.processRedpanda(ctx, info, records)
+		return outs, false, err
 	}
-	var err error
 	if i.frame, err = appendInputFrame(i.frame[:0], info, records, i.table); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := i.write(ctx, i.frame, records); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	res, err := i.call(ctx, i.process, uint64(len(i.frame)+len(records)))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if int64(res) < 0 {
-		return nil, fmt.Errorf("%w: %s", ErrModule, i.takeError())
+		return nil, false, fmt.Errorf("%w: %s", ErrModule, i.takeError())
 	}
 	ptr, n := uint32(res>>32), uint32(res)
 	view, ok := i.mem.Read(ptr, n)
 	if !ok {
-		return nil, fmt.Errorf("%w: output [%d, +%d] outside its memory", ErrBadOutput, ptr, n)
+		return nil, false, fmt.Errorf("%w: output [%d, +%d] outside its memory", ErrBadOutput, ptr, n)
 	}
-	i.out = append(i.out[:0], view...)
 	last := info.BaseOffset + int64(max(info.NumRecords, 1)) - 1
 	if info.NumRecords > 0 {
 		// A batch's records may span more offsets than it has records
@@ -261,12 +267,27 @@ func (i *Instance) run(ctx context.Context, info BatchInfo, records []byte, reso
 		last = max(last, info.LastOffset)
 	}
 	i.lastRecords, i.lastInfo = records, info
+	if !resolve && last-info.BaseOffset+1 == int64(info.NumRecords) && keepsAll(view, int(info.NumRecords)) {
+		return nil, true, nil
+	}
+	i.out = append(i.out[:0], view...)
 	i.outs, i.hdrs, err = decodeOutputInto(i.outs[:0], i.hdrs, i.out, records, info.BaseOffset, info.BaseTimestamp, last,
 		int(info.NumRecords), len(i.cfg.Outputs))
 	if err == nil && resolve {
 		err = i.ResolveKept(i.outs)
 	}
-	return i.outs, err
+	return i.outs, false, err
+}
+
+// ExpandWhole returns, for a batch ProcessBatchRefs reported kept whole,
+// the references it would otherwise have returned: one per record, in
+// offset order, for output 0.
+func (i *Instance) ExpandWhole() []Output {
+	i.outs = i.outs[:0]
+	for k := range int64(i.lastInfo.NumRecords) {
+		i.outs = append(i.outs, Output{SourceOffset: i.lastInfo.BaseOffset + k, Kept: true, ref: true})
+	}
+	return i.outs
 }
 
 // ResolveKept fills in the records of outs (what ProcessBatchRefs
@@ -279,28 +300,32 @@ func (i *Instance) ResolveKept(outs []Output) error {
 
 // ProcessBatch runs the module over a stored Kafka v2 batch (any codec).
 func (i *Instance) ProcessBatch(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
-	return i.processBatch(ctx, batch, d, true)
+	outs, _, err := i.processBatch(ctx, batch, d, true)
+	return outs, err
 }
 
 // ProcessBatchRefs is ProcessBatch, except that a record the module kept
 // unchanged comes back as a reference (Kept set, with only Output and
 // SourceOffset) until ResolveKept fills it in: a caller that writes a
-// batch kept whole on as it is never decodes its records.
-func (i *Instance) ProcessBatchRefs(ctx context.Context, batch []byte, d *record.Decompressor) ([]Output, error) {
+// batch kept whole on as it is never decodes its records. A batch whose
+// every record the module kept for output 0 (a filter that dropped
+// nothing), with no gaps in its offsets, comes back as whole and no
+// outputs (ExpandWhole lists them).
+func (i *Instance) ProcessBatchRefs(ctx context.Context, batch []byte, d *record.Decompressor) (outs []Output, whole bool, err error) {
 	return i.processBatch(ctx, batch, d, false)
 }
 
-func (i *Instance) processBatch(ctx context.Context, batch []byte, d *record.Decompressor, resolve bool) ([]Output, error) {
+func (i *Instance) processBatch(ctx context.Context, batch []byte, d *record.Decompressor, resolve bool) ([]Output, bool, error) {
 	// Decompressed into i.in, which the outputs may point into until
 	// the next call.
 	info, body, err := batchBody(batch, d, i.in[:0])
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !aliases(body, batch) {
 		i.in = body
 	}
-	return i.run(ctx, info, body, resolve)
+	return i.runFrame(ctx, info, body, resolve)
 }
 
 // aliases says whether body is batch's own records section.

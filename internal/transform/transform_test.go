@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,6 +288,38 @@ func benchBatches(b *testing.B, i *transform.Instance, keyed bool) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
 }
 
+// A filter that keeps a whole batch: ProcessBatchRefs says so instead of
+// listing every record, and ExpandWhole lists them when asked.
+func TestFilterKeepsWholeBatch(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	i := instance(t, r, "internal/transform/testdata/prefix", transform.Config{Params: map[string]string{"prefix": "keep"}})
+	ctx := context.Background()
+	for _, c := range []record.Compression{record.CompressionNone, record.CompressionZstd} {
+		outs, whole, err := i.ProcessBatchRefs(ctx, batch(t, 500, c, "keep-a", "keep-b", "keep-c"), nil)
+		if err != nil || !whole || len(outs) != 0 {
+			t.Fatalf("%v: whole %v, outputs %+v, %v", c, whole, outs, err)
+		}
+		outs = i.ExpandWhole()
+		if err := i.ResolveKept(outs); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for k, o := range outs {
+			if !o.Kept || o.Output != 0 || o.SourceOffset != 500+int64(k) || o.Timestamp != 1000+int64(k) {
+				t.Fatalf("%v: output %d = %+v", c, k, o)
+			}
+			got = append(got, string(o.Value))
+		}
+		if want := []string{"keep-a", "keep-b", "keep-c"}; !slices.Equal(got, want) {
+			t.Fatalf("%v: values %q, want %q", c, got, want)
+		}
+		// A batch with a record dropped is listed as before.
+		if outs, whole, err := i.ProcessBatchRefs(ctx, batch(t, 503, c, "keep-d", "drop-e"), nil); err != nil || whole || len(outs) != 1 {
+			t.Fatalf("%v: whole %v, outputs %+v, %v", c, whole, outs, err)
+		}
+	}
+}
+
 // Modules built with Redpanda's Data Transforms Go SDK (v1.1.0) run
 // unmodified and give the same output as ours.
 func TestRedpandaSDKModules(t *testing.T) {
@@ -561,9 +594,9 @@ func TestFilterKeepsInputRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(outs)
-		refs, err := i.ProcessBatchRefs(ctx, in, nil)
-		if err != nil {
-			t.Fatal(err)
+		refs, whole, err := i.ProcessBatchRefs(ctx, in, nil)
+		if err != nil || whole {
+			t.Fatal(err, whole)
 		}
 		if len(refs) != 2 || refs[0].Value != nil || !refs[1].Kept || refs[1].SourceOffset != 502 {
 			t.Fatalf("%v: references %+v", c, refs)
