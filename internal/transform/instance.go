@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
@@ -202,24 +203,90 @@ func (i *Instance) write(ctx context.Context, b ...[]byte) error {
 	for _, p := range b {
 		n += len(p)
 	}
+	view, err := i.input(ctx, n)
+	if err != nil {
+		return err
+	}
+	at := 0
+	for _, p := range b {
+		at += copy(view[at:], p)
+	}
+	return nil
+}
+
+// input returns the module's input buffer, grown first to at least n
+// bytes if need be: a view of the module's memory, valid until the next
+// call into the module.
+func (i *Instance) input(ctx context.Context, n int) ([]byte, error) {
+	if n > math.MaxUint32/2 {
+		return nil, fmt.Errorf("input frame of %d bytes is too large", n)
+	}
 	if uint32(n) > i.inCap || i.inCap == 0 {
 		want := max(uint32(n), 2*i.inCap, 64<<10)
 		ptr, err := i.call(ctx, i.alloc, uint64(want))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		i.inPtr, i.inCap = uint32(ptr), want
 	}
-	at := i.inPtr
-	for _, p := range b {
-		if !i.mem.Write(at, p) {
-			i.broken = fmt.Errorf("%w: input buffer [%d, +%d] outside its memory", ErrTrap, i.inPtr, n)
-			i.mod.Close(ctx)
-			return i.broken
-		}
-		at += uint32(len(p))
+	view, ok := i.mem.Read(i.inPtr, i.inCap)
+	if !ok {
+		i.broken = fmt.Errorf("%w: input buffer [%d, +%d] outside its memory", ErrTrap, i.inPtr, i.inCap)
+		i.mod.Close(ctx)
+		return nil, i.broken
 	}
-	return nil
+	return view[:i.inCap:i.inCap], nil
+}
+
+// writeCompressed decompresses a compressed batch's records straight into
+// the module's input buffer, behind room for the frame's header and record
+// table, then writes those in front: one pass over the records rather
+// than decompressing and then copying. It returns the frame's length and
+// the records, a view of the module's memory. ok is false, with nothing
+// done, for a batch it leaves to processBatch's general path.
+func (i *Instance) writeCompressed(ctx context.Context, batch []byte, d *record.Decompressor) (info BatchInfo, records []byte, n int, ok bool, err error) {
+	h, err := record.ParseHeader(batch)
+	// The record count is not checked until the table is built, after
+	// decompressing: it may not make the buffer grow much for the table.
+	if err != nil || h.Compression() == record.CompressionNone || h.Size() > len(batch) || h.Size() < record.HeaderSize ||
+		h.NumRecords < 0 || int64(h.NumRecords) > max(int64(i.inCap), 1<<20)/tableEntrySize {
+		return info, nil, 0, false, nil
+	}
+	info = BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
+	head := batchHeaderSize
+	if i.table {
+		head += tableEntrySize * int(h.NumRecords)
+	}
+	body := batch[record.HeaderSize:h.Size()]
+	view, err := i.input(ctx, head+2*len(body))
+	if err != nil {
+		return info, nil, 0, true, err
+	}
+	if d == nil {
+		d = record.NewDecompressor()
+		defer d.Close()
+	}
+	records, err = d.DecompressInto(h.Compression(), body, view[head:head], record.DefaultLimits.MaxDecompressedBytes)
+	if err != nil {
+		return info, nil, 0, true, err
+	}
+	if inPlace := len(records) == 0 || (len(view) > head && &records[0] == &view[head : head+1][0]); !inPlace {
+		// It did not fit, and was decompressed into a new buffer
+		// instead: copied in, into room made for it.
+		if view, err = i.input(ctx, head+len(records)); err != nil {
+			return info, nil, 0, true, err
+		}
+		records = view[head : head+copy(view[head:], records)]
+	}
+	frame, err := appendInputFrame(view[:0:head], info, records, i.table)
+	if err != nil {
+		return info, nil, 0, true, err
+	}
+	if len(frame) != head || &frame[0] != &view[0] {
+		return info, nil, 0, true, fmt.Errorf("%w: input frame of %d bytes, %d expected", record.ErrCorrupt, len(frame), head)
+	}
+	return info, records, head + len(records), true, nil
 }
 
 // Process runs the module over one batch: info and the batch's records
@@ -248,7 +315,13 @@ func (i *Instance) runFrame(ctx context.Context, info BatchInfo, records []byte,
 	if err := i.write(ctx, i.frame, records); err != nil {
 		return nil, false, err
 	}
-	res, err := i.call(ctx, i.process, uint64(len(i.frame)+len(records)))
+	return i.callProcess(ctx, info, records, len(i.frame)+len(records), resolve)
+}
+
+// callProcess runs the module over the input frame of inLen bytes written to
+// its input buffer, for records, and decodes its output.
+func (i *Instance) callProcess(ctx context.Context, info BatchInfo, records []byte, inLen int, resolve bool) (outs []Output, whole bool, err error) {
+	res, err := i.call(ctx, i.process, uint64(inLen))
 	if err != nil {
 		return nil, false, err
 	}
@@ -316,6 +389,17 @@ func (i *Instance) ProcessBatchRefs(ctx context.Context, batch []byte, d *record
 }
 
 func (i *Instance) processBatch(ctx context.Context, batch []byte, d *record.Decompressor, resolve bool) ([]Output, bool, error) {
+	if i.rp == nil {
+		// Compressed records go straight into the module's memory,
+		// which the outputs may then point into until the next call.
+		info, records, n, ok, err := i.writeCompressed(ctx, batch, d)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			return i.callProcess(ctx, info, records, n, resolve)
+		}
+	}
 	// Decompressed into i.in, which the outputs may point into until
 	// the next call.
 	info, body, err := batchBody(batch, d, i.in[:0])

@@ -84,6 +84,36 @@ func TestMapEveryCodec(t *testing.T) {
 	}
 }
 
+// Compressed input is decompressed straight into the module's memory;
+// a batch bigger than the module's input buffer so far goes in by another
+// way the first time. Every codec, every size, the same outputs.
+func TestCompressedInputOfAnySize(t *testing.T) {
+	r := newRuntime(t, transform.Options{})
+	for _, c := range []record.Compression{record.CompressionGzip, record.CompressionSnappy, record.CompressionLZ4, record.CompressionZstd} {
+		i := instance(t, r, "examples/uppercase", transform.Config{Input: "in", Outputs: []string{"out"}})
+		var big []string
+		for k := range 40 {
+			big = append(big, strings.Repeat(string(rune('a'+k%26)), 4<<10)) // 160 KiB in all
+		}
+		for _, values := range [][]string{big, {"ab", "cd"}, big, {"ef"}} {
+			outs, err := i.ProcessBatch(context.Background(), batch(t, 500, c, values...), nil)
+			if err != nil {
+				t.Fatalf("codec %d: %v", c, err)
+			}
+			if len(outs) != len(values) {
+				t.Fatalf("codec %d: %d outputs for %d records", c, len(outs), len(values))
+			}
+			for k, o := range outs {
+				if want := strings.ToUpper(values[k]); string(o.Value) != want || string(o.Key) != fmt.Sprintf("k%d", k) ||
+					o.SourceOffset != int64(500+k) || len(o.Headers) != 1 || string(o.Headers[0].Value) != values[k] {
+					t.Fatalf("codec %d output %d: %d-byte value %.8q, key %q, offset %d", c, k, len(o.Value), o.Value, o.Key, o.SourceOffset)
+				}
+			}
+		}
+		i.Close(context.Background())
+	}
+}
+
 func TestFilterWithParams(t *testing.T) {
 	r := newRuntime(t, transform.Options{})
 	i := instance(t, r, "examples/json-filter", transform.Config{Params: map[string]string{"field": "region", "equals": "eu"}})

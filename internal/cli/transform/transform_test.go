@@ -567,18 +567,23 @@ func TestDeployedFilterThroughput(t *testing.T) {
 		// rate of each: this VM's speed drifts from second to second.
 		var plain, through float64
 		for round := 1; round <= 2; round++ {
-			plain = max(plain, rate("plain", func() {}))
-			if path := os.Getenv("WEIR_TRANSFORM_BENCH_PROFILE"); path != "" && round == 1 {
-				// A CPU profile of the through phase only.
-				f, err := os.Create(path + "." + budget)
-				if err != nil {
-					t.Fatal(err)
+			profile := func(phase string) {
+				// CPU profiles of both phases of the first round.
+				if path := os.Getenv("WEIR_TRANSFORM_BENCH_PROFILE"); path != "" && round == 1 {
+					f, err := os.Create(path + "." + budget + "." + phase)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := pprof.StartCPUProfile(f); err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { f.Close() })
 				}
-				if err := pprof.StartCPUProfile(f); err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
 			}
+			profile("plain")
+			plain = max(plain, rate("plain", func() {}))
+			pprof.StopCPUProfile()
+			profile("through")
 			through = max(through, rate("in", func() { waitEnd(t, adm, "out", int64(round*n)) }))
 			pprof.StopCPUProfile()
 		}
