@@ -424,7 +424,7 @@ func (c *chunk) handedOver() (viaClient bool, err error) {
 // record for output 0, and results are to be had from ExpandWhole.
 func (r *runner) collect(inst *transform.Instance, batch []byte, results []transform.Output, whole bool) error {
 	if whole {
-		if r.passWhole(batch) {
+		if r.passWhole(inst, batch) {
 			return nil
 		}
 		results = inst.ExpandWhole()
@@ -451,16 +451,22 @@ func (r *runner) collect(inst *transform.Instance, batch []byte, results []trans
 	return nil
 }
 
-// passWhole is passThrough for a batch the module kept whole, when its
-// output topic has one partition (with more, passThrough looks at the
-// keys).
-func (r *runner) passWhole(batch []byte) bool {
+// passWhole is passThrough for a batch the module kept whole: its records
+// need not be looked at unless the output topic has several partitions,
+// and then only their keys' lengths in the record table.
+func (r *runner) passWhole(inst *transform.Instance, batch []byte) bool {
 	h, err := record.ParseHeader(batch)
 	if err != nil || h.LogAppendTime() || len(batch) > maxOutputBatch {
 		return false
 	}
 	topic := r.def.Outputs[0]
-	return r.outs.partitions(topic) == 1 && r.outs.addBatch(topic, batch, int(h.NumRecords), false)
+	switch parts := r.outs.partitions(topic); {
+	case parts == 1:
+		return r.outs.addBatch(topic, batch, int(h.NumRecords), false)
+	case parts > 1 && inst.WholeKeyless():
+		return r.outs.addBatch(topic, batch, int(h.NumRecords), true)
+	}
+	return false
 }
 
 // passThrough sends a batch whose every record the module kept, to one

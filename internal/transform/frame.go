@@ -103,6 +103,7 @@ const (
 	recordTableMarker = "weir_record_table"
 	flagRecordTable   = 2
 	tableEntrySize    = 40
+	tableKeyLen       = 16 // where an entry holds the key's length
 )
 
 // appendRecordTable appends the table of the n records in body. Positions
@@ -131,7 +132,7 @@ func appendRecordTable(dst, body []byte, n int32) ([]byte, error) {
 				return dst, fmt.Errorf("%w: record %d field %d", record.ErrCorrupt, k, f)
 			}
 			le.PutUint32(e[12+8*f:], uint32(j))
-			le.PutUint32(e[16+8*f:], uint32(int32(fl)))
+			le.PutUint32(e[tableKeyLen+8*f:], uint32(int32(fl)))
 			i = j + int(max(fl, 0))
 		}
 		nh, j := varintAt(rec, i)

@@ -352,6 +352,28 @@ func (i *Instance) callProcess(ctx context.Context, info BatchInfo, records []by
 	return i.outs, false, err
 }
 
+// WholeKeyless reports whether every record of the batch ProcessBatchRefs
+// last reported kept whole has a null key (which decides whether the batch
+// may go whole to one partition of several). It reads the keys' lengths
+// from the record table it gave the module, without decoding the records;
+// false if there was no table.
+func (i *Instance) WholeKeyless() bool {
+	n := int(i.lastInfo.NumRecords)
+	if !i.table || n <= 0 {
+		return false
+	}
+	tab, ok := i.mem.Read(i.inPtr+batchHeaderSize, uint32(n*tableEntrySize))
+	if !ok {
+		return false
+	}
+	for k := 0; k < n; k++ {
+		if int32(binary.LittleEndian.Uint32(tab[k*tableEntrySize+tableKeyLen:])) != -1 {
+			return false
+		}
+	}
+	return true
+}
+
 // ExpandWhole returns, for a batch ProcessBatchRefs reported kept whole,
 // the references it would otherwise have returned: one per record, in
 // offset order, for output 0.

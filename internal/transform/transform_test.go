@@ -343,6 +343,18 @@ func TestFilterKeepsWholeBatch(t *testing.T) {
 		if want := []string{"keep-a", "keep-b", "keep-c"}; !slices.Equal(got, want) {
 			t.Fatalf("%v: values %q, want %q", c, got, want)
 		}
+		if i.WholeKeyless() {
+			t.Fatalf("%v: keyed records reported keyless", c)
+		}
+		// Without keys, the record table says so.
+		keyless, err := record.Build(record.BatchOptions{FirstTimestamp: 1000, Compression: c, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+			[]record.Record{{Value: []byte("keep-x")}, {OffsetDelta: 1, Value: []byte("keep-y")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, whole, err := i.ProcessBatchRefs(ctx, keyless, nil); err != nil || !whole || !i.WholeKeyless() {
+			t.Fatalf("%v: keyless batch: whole %v, keyless %v, %v", c, whole, i.WholeKeyless(), err)
+		}
 		// A batch with a record dropped is listed as before.
 		if outs, whole, err := i.ProcessBatchRefs(ctx, batch(t, 503, c, "keep-d", "drop-e"), nil); err != nil || whole || len(outs) != 1 {
 			t.Fatalf("%v: whole %v, outputs %+v, %v", c, whole, outs, err)

@@ -514,7 +514,7 @@ func TestDeployedFilterThroughput(t *testing.T) {
 	if os.Getenv("WEIR_TRANSFORM_BENCH") == "" {
 		t.Skip("a measurement: make bench-transforms")
 	}
-	n := 200_000
+	n := 2_000_000 // about half a second a phase here: shorter runs are mostly noise
 	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_N")); err == nil && v > 0 {
 		n = v
 	}
@@ -523,6 +523,10 @@ func TestDeployedFilterThroughput(t *testing.T) {
 		size = v
 	}
 	value := []byte("keep-" + strings.Repeat("x", size-5)) // all kept
+	partitions := 1 // of each topic; one runner per input partition
+	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_PARTITIONS")); err == nil && v > 0 {
+		partitions = v
+	}
 	budgets := []string{"5s", "0"}
 	if b := os.Getenv("WEIR_TRANSFORM_BENCH_BUDGET"); b != "" {
 		budgets = []string{b}
@@ -535,8 +539,8 @@ func TestDeployedFilterThroughput(t *testing.T) {
 		})
 		brokers := "--brokers=" + node.Addr()
 		adm := kadm.NewClient(client(t, node))
-		for _, topic := range []string{"plain", "in"} {
-			if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+		for _, topic := range []string{"plain", "in", "out"} {
+			if _, err := adm.CreateTopic(context.Background(), int32(partitions), 1, nil, topic); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -587,7 +591,7 @@ func TestDeployedFilterThroughput(t *testing.T) {
 			through = max(through, rate("in", func() { waitEnd(t, adm, "out", int64(round*n)) }))
 			pprof.StopCPUProfile()
 		}
-		t.Logf("%d-byte records, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, budget, plain, through, through/plain)
+		t.Logf("%d-byte records, %d partitions, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, partitions, budget, plain, through, through/plain)
 		node.Stop()
 	}
 }
@@ -608,8 +612,10 @@ func waitEnd(t *testing.T, adm *kadm.Client, topic string, n int64) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		ends, err := adm.ListEndOffsets(context.Background(), topic)
-		if err == nil {
-			if o, ok := ends.Lookup(topic, 0); ok && o.Offset >= n {
+		if err == nil && ends.Error() == nil {
+			var sum int64
+			ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+			if sum >= n {
 				return
 			}
 		}
