@@ -523,7 +523,8 @@ func TestDeployedFilterThroughput(t *testing.T) {
 		size = v
 	}
 	value := []byte("keep-" + strings.Repeat("x", size-5)) // all kept
-	partitions := 1                                        // of each topic; one runner per input partition
+	// Partitions of each topic: one runner per input partition.
+	partitions := 1
 	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_PARTITIONS")); err == nil && v > 0 {
 		partitions = v
 	}
