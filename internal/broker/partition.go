@@ -576,38 +576,23 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	return start, nil
 }
 
-// loadProducerState restores producer sequence state: the last snapshot if
-// it is intact and not ahead of the log, then every batch written after it.
+// loadProducerState restores producer sequence state: the newest snapshot
+// that is intact and not ahead of the log (the last one, else the one
+// before it), then every batch written after it.
 func (p *Partition) loadProducerState() error {
 	from := p.log.LogStartOffset()
-	path := filepath.Join(p.log.Dir(), snapshotName)
-	if body, err := storage.ReadSealed(path); err == nil {
-		off, producers, aborted, err := decodeProducerSnapshot(body)
-		switch {
-		case err != nil:
-			p.b.logger.Warn("ignoring producer state snapshot; rebuilding from the log", "partition", p.name(), "err", err)
-		case off > p.log.LogEndOffset():
-			// It describes batches the log no longer has (a replica's
-			// uncommitted tail was cut). Were it kept, it would pass this
-			// check again once the log grows back past off.
-			p.b.logger.Warn("producer state snapshot is ahead of the log; rebuilding from the log", "partition", p.name(), "snapshot", off, "log_end", p.log.LogEndOffset())
-			err := os.Remove(path)
-			if err == nil {
-				err = storage.SyncDir(p.log.Dir())
-			}
-			if err != nil {
-				p.b.logger.Warn("remove producer state snapshot", "partition", p.name(), "err", err)
-			}
-		default:
-			p.producers, p.aborted, from = producers, aborted, max(off, from)
-			for id, st := range producers {
-				if st.txnFirst >= 0 {
-					p.ongoing[id] = st.txnFirst
-				}
+	for _, name := range []string{snapshotName, prevSnapshotName} {
+		off, producers, aborted, ok := p.readProducerSnapshot(name)
+		if !ok {
+			continue
+		}
+		p.producers, p.aborted, from = producers, aborted, max(off, from)
+		for id, st := range producers {
+			if st.txnFirst >= 0 {
+				p.ongoing[id] = st.txnFirst
 			}
 		}
-	} else if !os.IsNotExist(err) {
-		p.b.logger.Warn("producer state snapshot unreadable; rebuilding from the log", "partition", p.name(), "err", err)
+		break
 	}
 	now := p.b.clock.Now().UnixMilli()
 	end := from
@@ -637,6 +622,40 @@ func (p *Partition) loadProducerState() error {
 		p.noteTxnLocked(st, h)
 		return nil
 	})
+}
+
+// readProducerSnapshot reads the snapshot file name if it is there, intact
+// and not ahead of the log. One ahead of the log describes batches the log
+// no longer has (a replica's uncommitted tail was cut): it is deleted, as
+// it would pass the check again once the log grows back past it.
+func (p *Partition) readProducerSnapshot(name string) (int64, map[int64]*producerState, []AbortedTxn, bool) {
+	path := filepath.Join(p.log.Dir(), name)
+	body, err := storage.ReadSealed(path)
+	if os.IsNotExist(err) {
+		return 0, nil, nil, false
+	}
+	var off int64
+	var producers map[int64]*producerState
+	var aborted []AbortedTxn
+	if err == nil {
+		off, producers, aborted, err = decodeProducerSnapshot(body)
+	}
+	if err != nil {
+		p.b.logger.Warn("ignoring producer state snapshot", "partition", p.name(), "file", name, "err", err)
+		return 0, nil, nil, false
+	}
+	if leo := p.log.LogEndOffset(); off > leo {
+		p.b.logger.Warn("producer state snapshot is ahead of the log; removing it", "partition", p.name(), "file", name, "snapshot", off, "log_end", leo)
+		err := os.Remove(path)
+		if err == nil {
+			err = storage.SyncDir(p.log.Dir())
+		}
+		if err != nil {
+			p.b.logger.Warn("remove producer state snapshot", "partition", p.name(), "file", name, "err", err)
+		}
+		return 0, nil, nil, false
+	}
+	return off, producers, aborted, true
 }
 
 // markerType reads the control record of the marker batch h to learn
@@ -692,7 +711,14 @@ func (p *Partition) snapshotProducers(force bool) error {
 	gen := p.stateGen
 	body := encodeProducerSnapshot(end, p.producers, p.aborted)
 	p.mu.Unlock()
-	if err := storage.WriteFileAtomic(p.log.Dir(), snapshotName, storage.Seal(body)); err != nil {
+	// The one before is kept: when a replica's log is cut behind the last
+	// snapshot, the one before it is usually still good, and spares a
+	// replay of the whole log.
+	dir := p.log.Dir()
+	if err := os.Rename(filepath.Join(dir, snapshotName), filepath.Join(dir, prevSnapshotName)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if err := storage.WriteFileAtomic(dir, snapshotName, storage.Seal(body)); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -109,8 +109,9 @@ func (st *producerState) record(h *record.Header, ts int64) {
 //
 // Version 1 (no txnFirst, no aborted list) is still read.
 const (
-	snapshotName    = "producer-state"
-	snapshotVersion = 2
+	snapshotName     = "producer-state"
+	prevSnapshotName = "producer-state.prev" // the snapshot before the last
+	snapshotVersion  = 2
 )
 
 func encodeProducerSnapshot(offset int64, producers map[int64]*producerState, aborted []AbortedTxn) []byte {

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -103,18 +105,29 @@ func TestReplicaSnapshotStopsAtReportedBatches(t *testing.T) {
 }
 
 // A snapshot describing batches a cut removed is discarded, so it cannot
-// be trusted later once the log has grown back past its offset.
+// be trusted later once the log has grown back past its offset; the one
+// before it, still good, is used instead of replaying the whole log.
 func TestReplicaCutDiscardsSnapshotAheadOfLog(t *testing.T) {
 	r := newReplica(t)
 	r.append(idemBatch(t, 7, 0, 0, 1, 1_700_000_000_000)) // 0
-	r.append(txnBatch(t, 8, 0, 0, "cut"))                 // 1, cut below
-	if err := r.p.snapshotProducers(true); err != nil {   // at offset 2
+	if err := r.p.snapshotProducers(true); err != nil {   // at offset 1
+		t.Fatal(err)
+	}
+	r.append(txnBatch(t, 8, 0, 0, "cut"))               // 1, cut below
+	if err := r.p.snapshotProducers(true); err != nil { // at offset 2
 		t.Fatal(err)
 	}
 	if err := r.p.log.TruncateAfterIndex(1); err != nil {
 		t.Fatal(err)
 	}
 	r.sm.Truncated(1)
+	dir := r.p.log.Dir()
+	if _, err := os.Stat(filepath.Join(dir, snapshotName)); !os.IsNotExist(err) {
+		t.Fatalf("the snapshot ahead of the log is still there (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, prevSnapshotName)); err != nil {
+		t.Fatalf("the snapshot before it is gone: %v", err)
+	}
 	r.append(idemBatch(t, 7, 0, 1, 1, 1_700_000_000_000)) // 1
 	r.append(idemBatch(t, 7, 0, 2, 1, 1_700_000_000_000)) // 2
 	// A restart now, before the next snapshot.
