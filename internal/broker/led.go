@@ -75,9 +75,12 @@ func (l *ledStates[T]) follow(p *Partition, st replication.Status, load func() (
 		if l.loading[p.index] == st.Term {
 			delete(l.loading, p.index)
 		}
-		now := p.rg.Status()
+		// The status last reported to the partition, not p.rg's: the
+		// group reports (and this may run) before AddGroup has
+		// returned it to be stored in p.rg.
+		now := p.status.Load()
 		_, taken := l.byPart[p.index]
-		if err != nil || !now.IsLeader || now.Term != st.Term || taken {
+		if err != nil || now == nil || !now.IsLeader || now.Term != st.Term || taken {
 			if err != nil {
 				l.logger("load coordinator state", "partition", p.name(), "err", err)
 			}
