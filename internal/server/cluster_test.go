@@ -18,28 +18,6 @@ import (
 	"github.com/weir-dev/weir/internal/server/servertest"
 )
 
-// waitReady polls a node's /readyz (a real HTTP endpoint; the node
-// registers with the controller in the background).
-func waitReady(t *testing.T, nodes ...*servertest.Node) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for _, n := range nodes {
-		for {
-			resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d not ready", n.Config.NodeID)
-			}
-			time.Sleep(20 * time.Millisecond) // polling a real process's HTTP endpoint
-		}
-	}
-}
-
 func clusterClient(t *testing.T, nodes []*servertest.Node, opts ...kgo.Opt) *kgo.Client {
 	var seeds []string
 	for _, n := range nodes {
@@ -64,7 +42,7 @@ func clusterClient(t *testing.T, nodes []*servertest.Node, opts ...kgo.Opt) *kgo
 // offset it was acknowledged at.
 func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -167,7 +145,7 @@ func leaderOf(ctx context.Context, t *testing.T, adm *kadm.Client, topic string,
 // one, then resumes consuming where the group left off.
 func TestClusterGroupOffsetsFailOver(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))
@@ -275,7 +253,7 @@ func waitReplicas(ctx context.Context, t *testing.T, adm *kadm.Client, topic str
 // over the admin API and its replicas move away. No record is lost.
 func TestClusterHealsAndDrains(t *testing.T) {
 	nodes := servertest.StartCluster(t, 4, func(_ int, c *config.Config) { c.HealAfter = time.Second })
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))
@@ -339,9 +317,9 @@ func TestClusterHealsAndDrains(t *testing.T) {
 // serves them.
 func TestClusterNodeJoins(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	joiner := servertest.JoinCluster(t, nodes, 4, nil)
-	waitReady(t, joiner)
+	servertest.WaitReady(t, joiner)
 	all := append(nodes, joiner)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -394,7 +372,7 @@ func TestClusterNodeJoins(t *testing.T) {
 // back, once.
 func TestClusterSarama(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	addrs := func() []string {
 		var a []string
 		for _, n := range nodes {
@@ -531,7 +509,7 @@ func TestClusterSarama(t *testing.T) {
 // committed records.
 func TestClusterTransactions(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))
@@ -602,7 +580,7 @@ func TestClusterTransactions(t *testing.T) {
 // transaction's) when the transactions commit.
 func TestClusterTransactionalOffsets(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))
@@ -666,7 +644,7 @@ func TestClusterTransactionalOffsets(t *testing.T) {
 // and starts it again: once it is back in sync, leadership returns to it.
 func TestClusterLeadersReturnToPreferred(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, func(_ int, c *config.Config) { c.LeaderRebalanceAfter = 500 * time.Millisecond })
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))
@@ -701,7 +679,7 @@ func TestClusterLeadersReturnToPreferred(t *testing.T) {
 // log and serves exactly the records the old one did, at the same offsets.
 func TestClusterCompactedReplicaMoves(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3, nil)
-	waitReady(t, nodes...)
+	servertest.WaitReady(t, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, nodes))

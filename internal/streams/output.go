@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/internal/record"
 )
@@ -160,12 +162,17 @@ type sendList struct {
 
 // send writes the outputs and returns a wait for all of them and whether
 // any went through the client. A batch for a partition that turns out not
-// to be led here goes through the client record by record.
+// to be led here goes to its leader as it is, in a produce request of its
+// own, and has landed when send returns; if that fails, through the
+// client record by record.
 func (l *sendList) send(ctx context.Context, src Source, cl *kgo.Client) (wait func(context.Context) error, viaClient bool, err error) {
 	var waits []func(context.Context) error
 	var d *record.Decompressor
 	for _, lb := range l.ready {
 		w, err := src.Produce(lb.tp.topic, lb.tp.partition, lb.batch)
+		if errors.Is(err, ErrNotLocal) && forward(ctx, cl, lb) == nil {
+			continue
+		}
 		if errors.Is(err, ErrNotLocal) {
 			if d == nil { // a batch kept whole may be compressed
 				d = record.NewDecompressor()
@@ -207,6 +214,53 @@ func (l *sendList) send(ctx context.Context, src Source, cl *kgo.Client) (wait f
 		}
 		return first
 	}, cw != nil, nil
+}
+
+// forward writes a batch to its partition's leader on another node: one
+// acks=all produce request, answered once the batch is committed there.
+// Order is kept because send waits for each answer before the next batch.
+func forward(ctx context.Context, cl *kgo.Client, lb localBatch) error {
+	topic := lb.tp.topic
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	md, err := cl.RequestCachedMetadata(ctx, mreq, 0)
+	if err != nil {
+		return err
+	}
+	leader := int32(-1)
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			if t.Topic != nil && *t.Topic == topic && p.Partition == lb.tp.partition && p.ErrorCode == 0 {
+				leader = p.Leader
+			}
+		}
+	}
+	if leader < 0 {
+		return fmt.Errorf("%s/%d has no known leader", topic, lb.tp.partition)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, int32(finishTimeout/time.Millisecond)
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = lb.tp.partition, lb.batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl.Broker(int(leader)))
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+			}
+		}
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return fmt.Errorf("produce to %s/%d: answer for %d topics", topic, lb.tp.partition, len(resp.Topics))
+	}
+	return nil
 }
 
 // clientWait follows records sent through the Kafka client.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -528,20 +529,42 @@ func TestDeployedFilterThroughput(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_PARTITIONS")); err == nil && v > 0 {
 		partitions = v
 	}
+	// Nodes: 1, or a cluster (in this process) whose topics have a replica
+	// on each node.
+	nodes := 1
+	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_NODES")); err == nil && v > 0 {
+		nodes = v
+	}
 	budgets := []string{"5s", "0"}
 	if b := os.Getenv("WEIR_TRANSFORM_BENCH_BUDGET"); b != "" {
 		budgets = []string{b}
 	}
 	for _, budget := range budgets {
-		node := servertest.Start(t, func(c *config.Config) {
+		edit := func(c *config.Config) {
 			c.TransformInterval = 50 * time.Millisecond
 			d, _ := time.ParseDuration(budget)
 			c.TransformBudget = d
-		})
-		brokers := "--brokers=" + node.Addr()
+		}
+		var all []*servertest.Node
+		if nodes == 1 {
+			all = []*servertest.Node{servertest.Start(t, edit)}
+		} else {
+			all = servertest.StartCluster(t, nodes, func(_ int, c *config.Config) { edit(c) })
+			servertest.WaitReady(t, all...)
+		}
+		node := all[0]
+		var addrs []string
+		for _, nd := range all {
+			addrs = append(addrs, nd.Addr())
+		}
+		brokers := "--brokers=" + strings.Join(addrs, ",")
 		adm := kadm.NewClient(client(t, node))
 		for _, topic := range []string{"plain", "in", "out"} {
-			if _, err := adm.CreateTopic(context.Background(), int32(partitions), 1, nil, topic); err != nil {
+			resp, err := adm.CreateTopic(context.Background(), int32(partitions), int16(nodes), nil, topic)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -592,8 +615,11 @@ func TestDeployedFilterThroughput(t *testing.T) {
 			through = max(through, rate("in", func() { waitEnd(t, adm, "out", int64(round*n)) }))
 			pprof.StopCPUProfile()
 		}
-		t.Logf("%d-byte records, %d partitions, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)", size, partitions, budget, plain, through, through/plain)
-		node.Stop()
+		t.Logf("%d-byte records, %d partitions, %d nodes, budget %s: plain produce %.0f rec/s; through a deployed filter %.0f rec/s (%.2fx)",
+			size, partitions, nodes, budget, plain, through, through/plain)
+		for _, nd := range all {
+			nd.Stop()
+		}
 	}
 }
 
@@ -822,5 +848,61 @@ func TestTransformFollowsLeaderInCluster(t *testing.T) {
 		if !seen[fmt.Sprint("E", i)] {
 			t.Fatalf("E%d missing after the leader stopped", i)
 		}
+	}
+}
+
+// A transform whose output partition is led by another node sends its
+// batches to that leader as they are (not record by record through a
+// Kafka client), in order: whole kept batches and batches the runner
+// built alike.
+func TestTransformForwardsBatchesToRemoteLeader(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3, func(_ int, c *config.Config) { c.TransformInterval = 50 * time.Millisecond })
+	servertest.WaitReady(t, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := client(t, nodes[0], kgo.ProducerLinger(0))
+	// One replica each; the controller places consecutive topics on
+	// consecutive nodes, so the two leaders differ.
+	adm := kadm.NewClient(cl)
+	for _, name := range []string{"fin", "fout"} {
+		if resp, err := adm.CreateTopic(ctx, 1, 1, nil, name); err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, resp.Err)
+		}
+	}
+	md, err := adm.Metadata(ctx, "fin", "fout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, out := md.Topics["fin"].Partitions[0].Leader, md.Topics["fout"].Partitions[0].Leader; in == out {
+		t.Fatalf("input and output both led by node %d", in)
+	}
+	brokers := "--brokers=" + nodes[0].Addr()
+	clitest.MustRun(t, "", "transform", "deploy", "fwd", brokers, "--module", transformtest.BuildFile(t, "internal/transform/testdata/prefix"),
+		"--input", "fin", "--output", "fout", "--from", "beginning", "--param", "prefix=keep")
+	var want []string
+	for b := range 20 {
+		var recs []*kgo.Record
+		for i := range 10 {
+			v := fmt.Sprintf("keep-%d-%d", b, i)
+			if b%2 == 1 && i%3 == 0 {
+				v = fmt.Sprintf("drop-%d-%d", b, i) // odd batches are not kept whole
+			} else {
+				want = append(want, v)
+			}
+			recs = append(recs, &kgo.Record{Topic: "fin", Value: []byte(v)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, r := range consumeN(t, nodes[0], "fout", len(want)) {
+		if r.ProducerID != -1 {
+			t.Fatalf("%s came through a Kafka client (producer id %d), not as the runner's batch", r.Value, r.ProducerID)
+		}
+		got = append(got, string(r.Value))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outputs out of order or wrong:\n got %q\nwant %q", got, want)
 	}
 }

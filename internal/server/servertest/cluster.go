@@ -3,6 +3,7 @@ package servertest
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -97,4 +98,26 @@ func JoinCluster(t testing.TB, cluster []*Node, id int32, edit func(c *config.Co
 	n.start()
 	t.Cleanup(n.Stop)
 	return n
+}
+
+// WaitReady polls each node's /readyz (a real HTTP endpoint; a node
+// registers with the controller in the background) until it answers 200.
+func WaitReady(t testing.TB, nodes ...*Node) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range nodes {
+		for {
+			resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d not ready", n.Config.NodeID)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a real process's HTTP endpoint
+		}
+	}
 }
