@@ -57,7 +57,15 @@ func (v *viewRunner) apply(dst, batch []byte) ([]byte, error) {
 		v.e.logger.Warn("view module does not start; the batch reads as a gap", "view", v.def.Name, "offset", h.BaseOffset, "err", err)
 		return record.AppendEmpty(dst, &h), nil
 	}
-	outs, err := inst.ProcessBatch(ctx, batch, v.d)
+	outs, whole, err := inst.ProcessBatchRefs(ctx, batch, v.d)
+	if err == nil && whole {
+		// A filter kept every record: the view's batch is the source's.
+		v.put(ctx, inst)
+		return append(dst, batch...), nil
+	}
+	if err == nil {
+		err = inst.ResolveKept(outs)
+	}
 	if err != nil {
 		inst.Close(ctx)
 		v.e.logger.Warn("view batch failed; its records read as gaps", "view", v.def.Name, "offset", h.BaseOffset, "err", err)
