@@ -296,13 +296,44 @@ func (c *Client) produce(ctx context.Context, r *kgo.Record) error {
 	return c.cl.ProduceSync(ctx, r).FirstErr()
 }
 
+// ListOffsets lists the end (or start) offset of every partition of
+// topic, waiting up to ten seconds while some partition has no leader: a
+// topic created a moment ago (a catalog topic, or the input of a deploy) is
+// still electing one. Other errors, and a partition's own, come back as
+// kadm reports them.
+func ListOffsets(ctx context.Context, adm *kadm.Client, topic string, end bool) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var offs kadm.ListedOffsets
+		var err error
+		if end {
+			offs, err = adm.ListEndOffsets(ctx, topic)
+		} else {
+			offs, err = adm.ListStartOffsets(ctx, topic)
+		}
+		electing := noLeader(err)
+		offs.Each(func(o kadm.ListedOffset) { electing = electing || noLeader(o.Err) })
+		if !electing || ctx.Err() != nil || time.Now().After(deadline) {
+			return offs, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func noLeader(err error) bool {
+	return errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.NotLeaderForPartition)
+}
+
 // scan calls fn with every record of a topic's single partition from the
 // start to its end when scan began. It fetches by hand rather than through
 // a consumer: offsets that hold no record (compacted away, or Raft's own
 // entries in a cluster) move the position without yielding a record, and
 // only the position says when the end is reached.
 func (c *Client) scan(ctx context.Context, topic string, fn func(*kgo.Record)) error {
-	ends, err := c.adm.ListEndOffsets(ctx, topic)
+	ends, err := ListOffsets(ctx, c.adm, topic, true)
 	if err != nil {
 		return err
 	}

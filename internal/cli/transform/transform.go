@@ -153,40 +153,21 @@ func prepareTopics(ctx context.Context, h *hub.Client, d *hub.Definition, from s
 	return err
 }
 
-// listOffsets returns every partition's start or end offset, waiting up
-// to ten seconds for partitions that have no leader yet (a topic created
-// a moment ago is still electing). A partition left out would make the
-// transform start it from offset 0.
+// listOffsets returns every partition's start or end offset. A partition
+// left out would make the transform start it from offset 0, so any
+// partition's error fails the deploy.
 func listOffsets(ctx context.Context, adm *kadm.Client, topic string, end bool) (map[int32]int64, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var offs kadm.ListedOffsets
-		var err error
-		if end {
-			offs, err = adm.ListEndOffsets(ctx, topic)
-		} else {
-			offs, err = adm.ListStartOffsets(ctx, topic)
-		}
-		out := map[int32]int64{}
-		if err == nil {
-			offs.Each(func(o kadm.ListedOffset) {
-				if o.Err != nil && err == nil {
-					err = fmt.Errorf("offsets of %s/%d: %w", topic, o.Partition, o.Err)
-				}
-				out[o.Partition] = o.Offset
-			})
-		}
-		if err == nil {
-			return out, nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+	offs, err := hub.ListOffsets(ctx, adm, topic, end)
+	out := map[int32]int64{}
+	if err == nil {
+		offs.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil && err == nil {
+				err = fmt.Errorf("offsets of %s/%d: %w", topic, o.Partition, o.Err)
+			}
+			out[o.Partition] = o.Offset
+		})
 	}
+	return out, err
 }
 
 // description is `transform describe` (and what deploy prints).

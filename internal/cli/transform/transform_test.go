@@ -887,12 +887,22 @@ func TestTransformForwardsBatchesToRemoteLeader(t *testing.T) {
 			t.Fatalf("create %s: %v %v", name, err, resp.Err)
 		}
 	}
-	md, err := adm.Metadata(ctx, "fin", "fout")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in, out := md.Topics["fin"].Partitions[0].Leader, md.Topics["fout"].Partitions[0].Leader; in == out {
-		t.Fatalf("input and output both led by node %d", in)
+	for {
+		md, err := adm.Metadata(ctx, "fin", "fout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, out := md.Topics["fin"].Partitions[0].Leader, md.Topics["fout"].Partitions[0].Leader
+		if in >= 0 && out >= 0 {
+			if in == out {
+				t.Fatalf("input and output both led by node %d", in)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no leaders elected")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the new partitions' first leaders
 	}
 	brokers := "--brokers=" + nodes[0].Addr()
 	clitest.MustRun(t, "", "transform", "deploy", "fwd", brokers, "--module", transformtest.BuildFile(t, "internal/transform/testdata/prefix"),
