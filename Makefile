@@ -27,13 +27,15 @@ as-examples:
 	cd sdk/assemblyscript && npm ci --no-audit --no-fund && npm run build
 
 # Transform costs: per record for Go and AssemblyScript map modules, module
-# start from the compile cache, and a deployed filter's throughput beside
-# plain produce (docs/benchmarks.md).
+# start from the compile cache, a deployed filter's throughput beside
+# plain produce, and lazy views' fetch rate beside the topic's
+# (docs/benchmarks.md).
 bench-transforms: as-examples
 	WEIR_AS=1 $(GO) test -run '^$$' -bench 'Map200B' -benchtime 3000x ./internal/transform
 	$(GO) test -run '^$$' -bench 'ColdStart' -benchtime 20x ./internal/transform
 	WEIR_TRANSFORM_BENCH=1 $(GO) test -count=1 -run TestDeployedFilterThroughput -v ./internal/cli/transform
 	WEIR_TRANSFORM_BENCH=1 WEIR_TRANSFORM_BENCH_MODULE=sdk/assemblyscript/build/prefix.wasm $(GO) test -count=1 -run TestDeployedFilterThroughput -v ./internal/cli/transform
+	WEIR_TRANSFORM_BENCH=1 $(GO) test -count=1 -run TestViewFetchThroughput -v ./internal/cli/transform
 
 # franz-go's own integration test suite against a fresh weir serve
 # (about 5 minutes; KGO_RECORDS, KGO_TIMEOUT; extra flags via KGO_ARGS).

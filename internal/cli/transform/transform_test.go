@@ -641,6 +641,76 @@ func TestDeployedFilterThroughput(t *testing.T) {
 	}
 }
 
+// TestViewFetchThroughput measures (it asserts nothing about speed)
+// records per second read by a franz-go consumer from a topic and from
+// lazy views of it: a filter keeping every record (its batches go out as
+// stored), one keeping about half (rebuilt batches) and an uppercase map.
+// Run by make bench-transforms.
+func TestViewFetchThroughput(t *testing.T) {
+	if os.Getenv("WEIR_TRANSFORM_BENCH") == "" {
+		t.Skip("a measurement: make bench-transforms")
+	}
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("WEIR_TRANSFORM_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	node := servertest.Start(t, func(c *config.Config) { c.TransformInterval = 50 * time.Millisecond })
+	brokers := "--brokers=" + node.Addr()
+	adm := kadm.NewClient(client(t, node))
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "src"); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, node, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+	tail := strings.Repeat("x", 190)
+	for i := range n {
+		v := "keep-" + tail
+		if i%2 == 1 {
+			v = "skip-" + tail
+		}
+		cl.Produce(context.Background(), &kgo.Record{Topic: "src", Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	prefix := transformtest.BuildFile(t, "internal/transform/testdata/prefix")
+	views := []struct{ name, module, param string }{
+		{"all", prefix, "prefix="}, {"half", prefix, "prefix=keep"}, {"upper", transformtest.BuildFile(t, "examples/uppercase"), "prefix="},
+	}
+	for _, v := range views {
+		clitest.MustRun(t, "", "view", "create", v.name, brokers, "--from", "src", "--module", v.module, "--param", v.param)
+		waitTopic(t, adm, v.name, true)
+	}
+	read := func(topic string, want int) float64 {
+		cl := client(t, node, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		for got := 0; got < want; {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%s: read %d of %d", topic, got, want)
+			}
+			got += fs.NumRecords()
+		}
+		return float64(want) / time.Since(start).Seconds()
+	}
+	plain := read("src", n)
+	for _, v := range views {
+		want := n
+		if v.name == "half" {
+			want = n / 2
+		}
+		// Rates in source records a second: a view reads them all.
+		rate := read(v.name, want) * float64(n) / float64(want)
+		t.Logf("view %s: %.0f source records/s; the topic itself %.0f (%.2fx)", v.name, rate, plain, rate/plain)
+	}
+}
+
 func waitRunning(t *testing.T, brokers, name string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
