@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -726,4 +727,57 @@ func BenchmarkRead(b *testing.B) {
 			off = 0
 		}
 	}
+}
+
+// ScanBatches reads headers many to a read; every batch comes once, in
+// order, from the one holding from, across reads, segments and batches
+// bigger than a read.
+func TestScanBatches(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 256 << 10
+	h := newHarness(t, cfg)
+	var bases []int64
+	next := 0
+	for i := range 3000 {
+		n, size := 1, 20
+		if i%500 == 7 {
+			n, size = 3, 40<<10 // 120 KiB: more than one read
+		}
+		bases = append(bases, h.appendSynced(testBatch(t, next, n, 0, size)))
+		next += n
+	}
+	if h.log.SegmentCount() < 2 {
+		t.Fatalf("%d segments; the test wants several", h.log.SegmentCount())
+	}
+	for _, from := range []int64{0, 1, 8, 9, 1234, int64(next - 1)} {
+		var got []int64
+		if err := h.log.ScanBatches(from, func(hd *record.Header) error {
+			got = append(got, hd.BaseOffset)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for k+1 < len(bases) && bases[k+1] <= from {
+			k++
+		}
+		if !slices.Equal(got, bases[k:]) {
+			t.Fatalf("from %d: %d headers starting %v, want %d starting %v", from, len(got), got[:min(3, len(got))], len(bases)-k, bases[k:k+min(3, len(bases)-k)])
+		}
+	}
+}
+
+func BenchmarkScanBatches(b *testing.B) {
+	h := newHarness(b, DefaultConfig())
+	for i := range 20000 {
+		h.appendSynced(testBatch(b, i, 1, 0, 100))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := h.log.ScanBatches(0, func(*record.Header) error { n++; return nil }); err != nil || n != 20000 {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20000), "ns/batch")
 }

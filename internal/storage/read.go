@@ -363,12 +363,14 @@ func (l *Log) MaxTimestamp() TimestampOffset {
 
 // ScanBatches calls fn with the header of every batch whose offsets reach
 // from or beyond, in order, up to what has been written to the files. It
-// reads headers only, through the page cache (it serves start-up).
+// reads headers only, through the page cache (it serves start-up and a
+// replica's producer state rebuild), 64 KiB at a time: small batches'
+// headers come many to a read.
 func (l *Log) ScanBatches(from int64, fn func(h *record.Header) error) error {
 	end := l.written.Load()
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
-	var hdr [record.HeaderSize]byte
+	buf := make([]byte, 64<<10)
 	for i := l.segmentForLocked(from); i < len(l.segs); i++ {
 		s := l.segs[i]
 		limit := s.size.Load()
@@ -380,17 +382,28 @@ func (l *Log) ScanBatches(from int64, fn func(h *record.Header) error) error {
 			return err
 		}
 		for pos < limit {
-			if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+			n := int(min(int64(len(buf)), limit-pos))
+			if n < record.HeaderSize {
+				return fmt.Errorf("%w: segment %d: %d bytes left at %d", record.ErrCorrupt, s.base, n, pos)
+			}
+			if _, err := s.f.ReadAt(buf[:n], pos); err != nil {
 				return fmt.Errorf("read segment %d: %w", s.base, err)
 			}
-			h, err := record.ParseHeader(hdr[:])
-			if err != nil {
-				return err
+			p := 0
+			for p+record.HeaderSize <= n {
+				h, err := record.ParseHeader(buf[p : p+record.HeaderSize])
+				if err != nil {
+					return err
+				}
+				if h.Size() < record.HeaderSize {
+					return fmt.Errorf("%w: segment %d: batch length %d at %d", record.ErrCorrupt, s.base, h.Length, pos+int64(p))
+				}
+				if err := fn(&h); err != nil {
+					return err
+				}
+				p += h.Size()
 			}
-			if err := fn(&h); err != nil {
-				return err
-			}
-			pos += int64(h.Size())
+			pos += int64(p)
 		}
 	}
 	return nil
