@@ -229,8 +229,11 @@ func forward(ctx context.Context, cl *kgo.Client, lb localBatch) error {
 	}
 	leader := int32(-1)
 	for _, t := range md.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
 		for _, p := range t.Partitions {
-			if t.Topic != nil && *t.Topic == topic && p.Partition == lb.tp.partition && p.ErrorCode == 0 {
+			if p.Partition == lb.tp.partition && p.ErrorCode == 0 {
 				leader = p.Leader
 			}
 		}

@@ -423,14 +423,11 @@ func (c *chunk) handedOver() (viaClient bool, err error) {
 // records into dead letters (or a stop). whole: the module kept every
 // record for output 0, and results are to be had from ExpandWhole.
 func (r *runner) collect(inst *transform.Instance, batch []byte, results []transform.Output, whole bool) error {
-	if whole {
-		if r.passWhole(inst, batch) {
-			return nil
-		}
-		results = inst.ExpandWhole()
-	}
-	if r.passThrough(inst, batch, results) {
+	if r.passThrough(inst, batch, results, whole) {
 		return nil
+	}
+	if whole {
+		results = inst.ExpandWhole()
 	}
 	if err := inst.ResolveKept(results); err != nil {
 		return err
@@ -451,54 +448,44 @@ func (r *runner) collect(inst *transform.Instance, batch []byte, results []trans
 	return nil
 }
 
-// passWhole is passThrough for a batch the module kept whole: its records
-// need not be looked at unless the output topic has several partitions,
-// and then only their keys' lengths in the record table.
-func (r *runner) passWhole(inst *transform.Instance, batch []byte) bool {
-	h, err := record.ParseHeader(batch)
-	if err != nil || h.LogAppendTime() || len(batch) > maxOutputBatch {
-		return false
-	}
-	topic := r.def.Outputs[0]
-	switch parts := r.outs.partitions(topic); {
-	case parts == 1:
-		return r.outs.addBatch(topic, batch, int(h.NumRecords), false)
-	case parts > 1 && inst.WholeKeyless():
-		return r.outs.addBatch(topic, batch, int(h.NumRecords), true)
-	}
-	return false
-}
-
 // passThrough sends a batch whose every record the module kept, to one
 // output, as the batch it is (still compressed, if it was) rather than
 // record by record, when that is the same thing: its records have
 // consecutive offsets and producer timestamps, and they all land on one
-// output partition.
-func (r *runner) passThrough(inst *transform.Instance, batch []byte, results []transform.Output) bool {
+// output partition. whole: the module said so of the batch (results are
+// empty), and the keys' lengths come from the record table.
+func (r *runner) passThrough(inst *transform.Instance, batch []byte, results []transform.Output, whole bool) bool {
 	h, err := record.ParseHeader(batch)
-	if err != nil || len(results) != int(h.NumRecords) || int(h.LastOffsetDelta) != len(results)-1 ||
-		h.LogAppendTime() || len(batch) > maxOutputBatch {
+	if err != nil || h.LogAppendTime() || len(batch) > maxOutputBatch {
 		return false
 	}
-	for k, o := range results {
-		if !o.Kept || o.Output != results[0].Output || o.SourceOffset != h.BaseOffset+int64(k) {
+	out := 0
+	if !whole {
+		if len(results) != int(h.NumRecords) || int(h.LastOffsetDelta) != len(results)-1 {
 			return false
 		}
+		for k, o := range results {
+			if !o.Kept || o.Output != results[0].Output || o.SourceOffset != h.BaseOffset+int64(k) {
+				return false
+			}
+		}
+		out = results[0].Output
 	}
-	topic := r.def.Outputs[results[0].Output]
+	topic := r.def.Outputs[out]
 	keyless := false
 	if r.outs.partitions(topic) > 1 {
 		// Keys decide the partitions: only keyless records stay
 		// together.
-		if inst.ResolveKept(results) != nil {
-			return false
-		}
-		keyless = true
-		for _, o := range results {
-			keyless = keyless && o.Key == nil
+		if whole {
+			keyless = inst.WholeKeyless()
+		} else if inst.ResolveKept(results) == nil {
+			keyless = true
+			for _, o := range results {
+				keyless = keyless && o.Key == nil
+			}
 		}
 	}
-	return r.outs.addBatch(topic, batch, len(results), keyless)
+	return r.outs.addBatch(topic, batch, int(h.NumRecords), keyless)
 }
 
 // isolate runs a batch that failed as a whole one record at a time. A

@@ -245,29 +245,24 @@ func (i *Instance) input(ctx context.Context, n int) ([]byte, error) {
 // the records, a view of the module's memory. ok is false, with nothing
 // done, for a batch it leaves to processBatch's general path.
 func (i *Instance) writeCompressed(ctx context.Context, batch []byte, d *record.Decompressor) (info BatchInfo, records []byte, n int, ok bool, err error) {
-	h, err := record.ParseHeader(batch)
+	h, info, body, err := storedBatch(batch)
+	if err != nil {
+		return info, nil, 0, true, err
+	}
 	// The record count is not checked until the table is built, after
 	// decompressing: it may not make the buffer grow much for the table.
-	if err != nil || h.Compression() == record.CompressionNone || h.Size() > len(batch) || h.Size() < record.HeaderSize ||
-		h.NumRecords < 0 || int64(h.NumRecords) > max(int64(i.inCap), 1<<20)/tableEntrySize {
+	if h.Compression() == record.CompressionNone || h.NumRecords < 0 || int64(h.NumRecords) > max(int64(i.inCap), 1<<20)/tableEntrySize {
 		return info, nil, 0, false, nil
 	}
-	info = BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
-		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
 	head := batchHeaderSize
 	if i.table {
 		head += tableEntrySize * int(h.NumRecords)
 	}
-	body := batch[record.HeaderSize:h.Size()]
 	view, err := i.input(ctx, head+2*len(body))
 	if err != nil {
 		return info, nil, 0, true, err
 	}
-	if d == nil {
-		d = record.NewDecompressor()
-		defer d.Close()
-	}
-	records, err = d.DecompressInto(h.Compression(), body, view[head:head], record.DefaultLimits.MaxDecompressedBytes)
+	records, err = decompress(d, h.Compression(), body, view[head:head])
 	if err != nil {
 		return info, nil, 0, true, err
 	}
@@ -443,26 +438,41 @@ func aliases(body, batch []byte) bool {
 // section: the batch's own bytes, or for a compressed batch the records
 // decompressed and appended to dst.
 func batchBody(batch []byte, d *record.Decompressor, dst []byte) (BatchInfo, []byte, error) {
-	h, err := record.ParseHeader(batch)
+	h, info, body, err := storedBatch(batch)
 	if err != nil {
 		return BatchInfo{}, nil, err
 	}
-	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
-		return BatchInfo{}, nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
-	}
-	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
-		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
-	body := batch[record.HeaderSize:h.Size()]
 	if c := h.Compression(); c != record.CompressionNone {
-		if d == nil {
-			d = record.NewDecompressor()
-			defer d.Close()
-		}
-		if body, err = d.DecompressInto(c, body, dst, record.DefaultLimits.MaxDecompressedBytes); err != nil {
+		if body, err = decompress(d, c, body, dst); err != nil {
 			return info, nil, err
 		}
 	}
 	return info, body, nil
+}
+
+// storedBatch parses a stored batch's header and returns it with what the
+// module is told of the batch and the records section as stored.
+func storedBatch(batch []byte) (record.Header, BatchInfo, []byte, error) {
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return h, BatchInfo{}, nil, err
+	}
+	if h.Size() > len(batch) || h.Size() < record.HeaderSize {
+		return h, BatchInfo{}, nil, fmt.Errorf("%w: batch length %d in %d bytes", record.ErrCorrupt, h.Size(), len(batch))
+	}
+	info := BatchInfo{BaseOffset: h.BaseOffset, BaseTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+		NumRecords: h.NumRecords, LastOffset: h.LastOffset(), LogAppendTime: h.LogAppendTime()}
+	return h, info, batch[record.HeaderSize:h.Size()], nil
+}
+
+// decompress appends body, compressed with c, decompressed to dst; with a
+// decompressor of its own if d is nil.
+func decompress(d *record.Decompressor, c record.Compression, body, dst []byte) ([]byte, error) {
+	if d == nil {
+		d = record.NewDecompressor()
+		defer d.Close()
+	}
+	return d.DecompressInto(c, body, dst, record.DefaultLimits.MaxDecompressedBytes)
 }
 
 // Snapshot returns an aggregate's state (nil for modules that keep none).
